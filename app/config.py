@@ -1,0 +1,133 @@
+"""Settings for every Mostrador process, from the environment (12-factor).
+
+`DATABASE_URL` and `REDIS_URL` keep their usual unprefixed names; everything else is `MOSTRADOR_*`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets shorter than this are refused in production: 32 url-safe characters carry ~190 bits.
+MIN_SECRET_LENGTH = 32
+WEAK_SECRETS = frozenset({"secret", "changeme", "change-me", "development", "dev", "mostrador"})
+
+
+class Environment(StrEnum):
+    development = "development"
+    testing = "testing"
+    production = "production"
+
+
+class WhatsAppDriver(StrEnum):
+    neonize = "neonize"
+    simulator = "simulator"
+
+
+class LogLevel(StrEnum):
+    debug = "DEBUG"
+    info = "INFO"
+    warning = "WARNING"
+    error = "ERROR"
+
+
+class SettingsError(ValueError):
+    """A configuration that must not start; the message tells the operator what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOSTRADOR_", extra="ignore", use_enum_values=False)
+
+    env: Environment = Field(
+        Environment.development,
+        description="`development` (readable logs, generated secret allowed), `testing`, or `production` "
+        "(JSON logs, a strong MOSTRADOR_SECRET_KEY is required).",
+    )
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "MOSTRADOR_DATABASE_URL"),
+        description="PostgreSQL URL (`postgresql://user:pass@host:5432/db`). Unset: `mostrador run` starts an "
+        "embedded PostgreSQL under the data dir; the other commands refuse to start.",
+    )
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "MOSTRADOR_REDIS_URL"),
+        description="Redis URL (`redis://host:6379/0`), Redis 7 recommended. Unset: `mostrador run` starts an "
+        "embedded Redis (AOF on) under the data dir.",
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Key for signing sessions and encrypting stored secrets (webhook secrets). Required and at "
+        f"least {MIN_SECRET_LENGTH} characters in production; in development a random one is generated once "
+        "and kept in `<data dir>/secret_key`.",
+    )
+    whatsapp_driver: WhatsAppDriver = Field(
+        WhatsAppDriver.neonize,
+        description="`neonize` connects to the real WhatsApp network; `simulator` is an offline WhatsApp "
+        "network for development, demos, tests and load tests (and enables the `/v1/sim` endpoints).",
+    )
+    log_level: LogLevel = Field(LogLevel.info, description="Minimum level of log lines written to stderr.")
+    host: str = Field("127.0.0.1", description="Address the API listens on (`0.0.0.0` in a container).")
+    port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    data_dir: Path = Field(
+        Path(".mostrador"),
+        description="Directory for embedded PostgreSQL/Redis data and the generated development secret.",
+    )
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> Settings:
+        if self.env is Environment.production:
+            if not self.secret_key:
+                raise SettingsError(
+                    "MOSTRADOR_SECRET_KEY is required when MOSTRADOR_ENV=production; generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                )
+            if len(self.secret_key) < MIN_SECRET_LENGTH or self.secret_key.lower() in WEAK_SECRETS:
+                raise SettingsError(
+                    f"MOSTRADOR_SECRET_KEY is too weak for production: use at least {MIN_SECRET_LENGTH} random "
+                    "characters (`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.production
+
+    def with_dev_secret(self) -> Settings:
+        """Outside production, fill a missing secret with one generated once and kept in the data dir."""
+        if self.secret_key or self.is_production:
+            return self
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            secret = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            secret = secrets.token_urlsafe(48)
+            path.touch(mode=0o600)
+            path.write_text(secret + "\n")
+        return self.model_copy(update={"secret_key": secret})
+
+    def require_urls(self) -> tuple[str, str]:
+        """The process commands other than `run` need both servers given to them."""
+        missing = [
+            name
+            for name, value in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url))
+            if not value
+        ]
+        if missing:
+            raise SettingsError(
+                f"{' and '.join(missing)} must be set for this command (only `mostrador run` starts embedded "
+                "servers)"
+            )
+        assert self.database_url and self.redis_url
+        return self.database_url, self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

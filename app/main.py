@@ -1,0 +1,42 @@
+"""The API process: `create_app(settings)` builds the FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.health.endpoints import router as health_router
+from app.kit.db import create_engine, create_sessionmaker
+from app.kit.errors import install_error_handlers
+from app.kit.redis import create_redis
+from app.state import AppState
+
+
+def create_app(settings: Settings) -> FastAPI:
+    database_url, redis_url = settings.require_urls()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url, application_name="mostrador-api")
+        redis = create_redis(redis_url)
+        app.state.mostrador = AppState(
+            settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine), redis=redis
+        )
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Mostrador",
+        version="0.1.0",
+        description="Multi-tenant WhatsApp backend for stores: link a number, let the store's bot answer.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,24 @@
+"""Every table, imported here so that Alembic's autogenerate sees the whole schema."""
+
+from app.models.base import Base
+from app.models.message import Conversation, Direction, Message, MessageStatus
+from app.models.store import DesiredState, Store, StoreStatus
+from app.models.tenant import ApiKey, Tenant, User, UserRole
+from app.models.webhook import Webhook, WebhookDelivery
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Conversation",
+    "DesiredState",
+    "Direction",
+    "Message",
+    "MessageStatus",
+    "Store",
+    "StoreStatus",
+    "Tenant",
+    "User",
+    "UserRole",
+    "Webhook",
+    "WebhookDelivery",
+]

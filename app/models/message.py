@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, IdMixin, TimestampMixin
+
+
+class Conversation(IdMixin, TimestampMixin, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("store_id", "chat_jid"),
+        Index("ix_conversations_store_last_message", "store_id", "last_message_at", "id"),
+    )
+
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    chat_jid: Mapped[str] = mapped_column(String(100))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    last_message_at: Mapped[datetime | None]
+    bot_state: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # `seq` of the last inbound message whose effects were committed: a redelivered entry at or below it is
+    # skipped, which makes handling idempotent (shared/DESIGN.md, invariant 3).
+    handled_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    bot_paused: Mapped[bool] = mapped_column(default=False)
+
+
+class Direction(StrEnum):
+    inbound = "in"
+    outbound = "out"
+
+
+class MessageStatus(StrEnum):
+    # inbound
+    received = "received"  # durable, maybe not yet on the stream
+    queued = "queued"  # on the store's stream
+    handled = "handled"  # bot effects committed
+    dead = "dead"  # moved to the dead-letter stream
+    # outbound
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    delivered = "delivered"
+    read = "read"
+    failed = "failed"
+
+
+class Message(IdMixin, TimestampMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # A WhatsApp id is unique within a store: the inbound insert dedupes on it (ON CONFLICT DO NOTHING).
+        UniqueConstraint("store_id", "wa_id"),
+        # Keyset pagination of a store's and a conversation's history, newest first or oldest first.
+        Index("ix_messages_store_created", "store_id", "created_at", "id"),
+        Index("ix_messages_conversation_created", "conversation_id", "created_at", "id"),
+        # The sweepers look only at rows that are still in flight.
+        Index(
+            "ix_messages_in_flight",
+            "store_id",
+            "status",
+            "seq",
+            postgresql_where=text("status IN ('received', 'queued', 'pending', 'sending')"),
+        ),
+    )
+
+    # Insertion order inside the database: orders a chat's messages for the watermark. Never exposed.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(3))
+    wa_id: Mapped[str | None] = mapped_column(String(128))  # null for an outbound row not sent yet
+    sender_jid: Mapped[str | None] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(20), default="text")
+    text: Mapped[str | None] = mapped_column(Text)
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When WhatsApp says the message was sent (inbound: the customer's phone; outbound: our send).
+    wa_timestamp: Mapped[datetime | None]
+    # For an outbound reply: the inbound message it answers.
+    reply_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
