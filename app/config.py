@@ -10,7 +10,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets shorter than this are refused in production: 32 url-safe characters carry ~190 bits.
@@ -126,6 +126,17 @@ class Settings(BaseSettings):
             )
         assert self.database_url and self.redis_url
         return self.database_url, self.redis_url
+
+
+def describe_error(exc: ValueError) -> str:
+    """One line per problem, without pydantic's URLs, for the operator reading a failed start."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            (f"{'.'.join(str(p) for p in err['loc'])}: " if err["loc"] else "")
+            + str(err["msg"]).removeprefix("Value error, ")
+            for err in exc.errors()
+        )
+    return str(exc)
 
 
 @lru_cache

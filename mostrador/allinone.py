@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
+from collections.abc import Iterator
 
 import structlog
 import uvicorn
@@ -13,6 +16,20 @@ from app.main import create_app
 from mostrador.embedded import embedded_servers
 
 log = structlog.get_logger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after its shutdown, which would skip our orderly stop of the
+    embedded servers (SIGTERM's default action ends the process at once). Here a signal only asks to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def run_all(settings: Settings) -> None:
@@ -27,7 +44,7 @@ def run_all(settings: Settings) -> None:
         config = uvicorn.Config(
             create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on"
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         log.info(
             "mostrador starting",
             url=f"http://{settings.host}:{settings.port}",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.config import Settings, SettingsError, get_settings
+from app.config import Settings, SettingsError, describe_error, get_settings
 from app.kit.logging import configure_logging
 
 app = typer.Typer(
@@ -22,8 +22,8 @@ app = typer.Typer(
 def _settings() -> Settings:
     try:
         settings = get_settings()
-    except (SettingsError, ValueError) as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
+    except ValueError as exc:
+        typer.echo(f"configuration error: {describe_error(exc)}", err=True)
         raise typer.Exit(2) from exc
     configure_logging(level=settings.log_level.value, json=settings.is_production)
     return settings
@@ -40,7 +40,8 @@ def _require_urls(settings: Settings) -> tuple[str, str]:
 @app.command()
 def run(
     data_dir: Annotated[
-        Path | None, typer.Option(help="Where embedded data lives (default: MOSTRADOR_DATA_DIR or ./.mostrador)")
+        Path | None,
+        typer.Option(help="Where embedded data lives (default: MOSTRADOR_DATA_DIR or ./.mostrador)"),
     ] = None,
     port: Annotated[int | None, typer.Option(help="API port (default: MOSTRADOR_PORT or 8000)")] = None,
 ) -> None:

@@ -71,7 +71,9 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
     return preexec
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, logfile: Path, timeout: float) -> None:
+def _wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], what: str, logfile: Path, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -79,7 +81,9 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, logfile:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return
         time.sleep(0.05)
-    raise EmbeddedServerError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s; see {logfile}")
+    raise EmbeddedServerError(
+        f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s; see {logfile}"
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float = 30) -> None:
@@ -133,10 +137,24 @@ class EmbeddedPostgres:
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+            reach = subprocess.run(["test", "-w", str(self.pgdata)], user=self.user, cwd="/", check=False)
+            if reach.returncode != 0:
+                raise EmbeddedServerError(
+                    f"running as root, the embedded PostgreSQL runs as the user {self.user!r}, which cannot reach "
+                    f"{self.pgdata}: choose a data dir whose parent directories others may enter "
+                    "(MOSTRADOR_DATA_DIR, not under /root or a 0700 directory), or set DATABASE_URL"
+                )
         if (self.pgdata / "PG_VERSION").exists():
             return
         result = self._run(
-            "initdb", "-D", str(self.pgdata), "--auth=trust", "-U", "postgres", "--encoding=UTF8", "--locale=C"
+            "initdb",
+            "-D",
+            str(self.pgdata),
+            "--auth=trust",
+            "-U",
+            "postgres",
+            "--encoding=UTF8",
+            "--locale=C",
         )
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed in {self.pgdata}: {result.stderr.strip()[-2000:]}")
@@ -278,4 +296,8 @@ def embedded_servers(
 
 
 def binaries_available() -> bool:
-    return (postgres_bin_dir() / "postgres").exists() and redis_server_path().exists() and bool(shutil.which("sh"))
+    return (
+        (postgres_bin_dir() / "postgres").exists()
+        and redis_server_path().exists()
+        and bool(shutil.which("sh"))
+    )

@@ -73,7 +73,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
-        {"field": ".".join(str(part) for part in err.get("loc", ())), "message": err.get("msg"), "type": err.get("type")}
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ())),
+            "message": err.get("msg"),
+            "type": err.get("type"),
+        }
         for err in exc.errors()
     ]
     fields = ", ".join(d["field"] for d in details) or "request"

@@ -18,7 +18,7 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True), uuid.UUID: Uuid()}
+    type_annotation_map = {datetime: DateTime(timezone=True), uuid.UUID: Uuid()}  # noqa: RUF012 - SQLAlchemy's API
 
 
 class IdMixin:
