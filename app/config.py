@@ -79,6 +79,14 @@ class Settings(BaseSettings):
         description="Directory for embedded PostgreSQL/Redis data and the generated development secret.",
     )
 
+    # The simulator's network: pairing windows like WhatsApp's, shortened by tests.
+    sim_qr_first_seconds: float = Field(60, gt=0, description="Simulator: lifetime of the first QR code.")
+    sim_qr_next_seconds: float = Field(20, gt=0, description="Simulator: lifetime of each following QR code.")
+    sim_qr_count: int = Field(6, ge=1, description="Simulator: QR codes shown before the pairing times out.")
+    sim_receipt_delay_ms: int = Field(
+        500, ge=0, description="Simulator: delay before a sent message is reported delivered, then read."
+    )
+
     @model_validator(mode="after")
     def _check_secret(self) -> Settings:
         if self.env is Environment.production:

@@ -41,6 +41,8 @@ class Store(IdMixin, TimestampMixin, Base):
     phone_number: Mapped[str | None] = mapped_column(String(32))
     # whatsmeow's device JID (`<number>:<device>@s.whatsapp.net`): resumes exactly this store's device.
     device_jid: Mapped[str | None] = mapped_column(String(100))
+    # Set by `POST /v1/stores/{id}/pairing-code`: the manager pairs by phone number instead of QR.
+    pairing_phone: Mapped[str | None] = mapped_column(String(32))
     bot_kind: Mapped[str] = mapped_column(String(20), default="echo")
     bot_config: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     # Per-store knobs (rate limits, group/self message filters); validated by the stores domain.

@@ -1,0 +1,150 @@
+"""The contracts between the api, session-manager and worker processes: Redis key names and payloads.
+
+All three processes import this module and nothing else of each other; shared/DESIGN.md describes each key.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from taskiq.message import TaskiqMessage
+
+# Consumer groups: workers read the inbound streams, session managers the outboxes.
+MESSAGES_GROUP = "workers"
+OUTBOX_GROUP = "sessions"
+# Task name of an inbound stream entry (a taskiq message, so that a taskiq worker can consume it).
+INBOUND_TASK = "inbound.handle"
+# The API publishes a store id here after committing a change of the store's desired state.
+STORES_CHANGED_CHANNEL = "stores:changed"
+
+
+def messages_stream(store_id: uuid.UUID | str) -> str:
+    return f"messages:store-{store_id}"
+
+
+def messages_dlq(store_id: uuid.UUID | str) -> str:
+    return f"messages:store-{store_id}:dlq"
+
+
+def outbox_stream(store_id: uuid.UUID | str) -> str:
+    return f"outbox:store-{store_id}"
+
+
+def store_events_channel(store_id: uuid.UUID | str) -> str:
+    return f"store:{store_id}:events"
+
+
+def store_qr_key(store_id: uuid.UUID | str) -> str:
+    return f"store:{store_id}:qr"
+
+
+def store_pairing_code_key(store_id: uuid.UUID | str) -> str:
+    return f"store:{store_id}:pairing-code"
+
+
+def sessions_lease_key(store_id: uuid.UUID | str) -> str:
+    return f"lease:sessions:store-{store_id}"
+
+
+def worker_lease_key(store_id: uuid.UUID | str) -> str:
+    return f"lease:worker:store-{store_id}"
+
+
+async def create_store_streams(redis: Redis, store_id: uuid.UUID | str) -> None:
+    """Create a store's streams with their consumer groups (taskiq creates groups only at its start-up)."""
+    for stream, group in (
+        (messages_stream(store_id), MESSAGES_GROUP),
+        (outbox_stream(store_id), OUTBOX_GROUP),
+    ):
+        try:
+            await redis.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+def inbound_entry(*, message_id: uuid.UUID, chat_jid: str, wa_id: str) -> dict[str, str]:
+    """Fields of a `messages:store-<id>` entry: a taskiq message, the way taskiq-redis's stream broker writes it."""
+    message = TaskiqMessage(
+        task_id=uuid.uuid4().hex,
+        task_name=INBOUND_TASK,
+        labels={},
+        labels_types=None,
+        args=[],
+        kwargs={"message_id": str(message_id), "chat_jid": chat_jid, "wa_id": wa_id},
+    )
+    return {"data": message.model_dump_json()}
+
+
+def outbox_entry(*, message_id: uuid.UUID, chat_jid: str) -> dict[str, str]:
+    return {"message_id": str(message_id), "chat_jid": chat_jid}
+
+
+def qr_event(code: str, expires_at: datetime) -> str:
+    return json.dumps({"type": "qr", "code": code, "expires_at": expires_at.isoformat()})
+
+
+def status_event(status: str, *, phone_number: str | None, reason: str | None) -> str:
+    return json.dumps({"type": "status", "status": status, "phone_number": phone_number, "reason": reason})
+
+
+def pairing_code_event(code: str, expires_at: datetime) -> str:
+    return json.dumps({"type": "pairing_code", "code": code, "expires_at": expires_at.isoformat()})
+
+
+def parse_event(raw: str | bytes) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(raw)
+    return event
+
+
+# --- The simulator's network (MOSTRADOR_WHATSAPP_DRIVER=simulator) -------------------------------------------
+# The session manager's simulator driver plays WhatsApp's servers and the phones; the API's /v1/sim endpoints
+# play the customers and the store owner's phone. They meet only in these keys.
+SIM_DEVICE_GROUP = "device"  # consumer group of the simulated device on its inbound stream
+SIM_CONFLICTS_KEY = "sim:conflicts"  # a store seen with two live connections at once (must stay empty)
+
+
+def sim_pairing_key(store_id: uuid.UUID | str) -> str:
+    """JSON {code, expires_at} while a QR code is showing (expires with it): what a scan pairs with."""
+    return f"sim:store-{store_id}:pairing"
+
+
+def sim_control_stream(store_id: uuid.UUID | str) -> str:
+    """Entries {kind: scan|disconnect|logout|send_failure, phone?}: the phone's and the network's actions."""
+    return f"sim:store-{store_id}:control"
+
+
+def sim_inbound_stream(store_id: uuid.UUID | str) -> str:
+    """Entries {id, from (chat JID), name, text, ts (ms)}: customers' messages waiting for the device, kept
+    until the device acknowledges them (like WhatsApp's offline queue)."""
+    return f"sim:store-{store_id}:inbound"
+
+
+def sim_outbound_stream(store_id: uuid.UUID | str) -> str:
+    """Entries {id, chat, text, ts (ms)}: what the store sent, in the order the network accepted it."""
+    return f"sim:store-{store_id}:outbound"
+
+
+def sim_connection_key(store_id: uuid.UUID | str) -> str:
+    """Held (with a short TTL, refreshed) by the one live simulated connection of a store."""
+    return f"sim:store-{store_id}:connection"
+
+
+def sim_device_key(device_jid: str) -> str:
+    """JSON {store_id, phone} of a linked simulated device; deleted on logout."""
+    return f"sim:device:{device_jid}"
+
+
+def phone_to_jid(phone: str) -> str:
+    """`+54 9 11 5555-0000` -> `5491155550000@s.whatsapp.net`."""
+    return "".join(ch for ch in phone if ch.isdigit()) + "@s.whatsapp.net"
+
+
+def jid_to_phone(jid: str) -> str:
+    """`5491155550000:12@s.whatsapp.net` -> `+5491155550000`."""
+    return "+" + jid.split("@", 1)[0].split(":", 1)[0]
