@@ -79,6 +79,27 @@ class Settings(BaseSettings):
         description="Directory for embedded PostgreSQL/Redis data and the generated development secret.",
     )
 
+    # Session manager
+    sessions_max_stores: int = Field(
+        500,
+        ge=1,
+        description="Session manager: most stores one process holds (whatsmeow's limits, DESIGN.md).",
+    )
+    sessions_lease_ttl_seconds: float = Field(
+        10,
+        gt=0,
+        description="Session manager: a store's lease lifetime; a dead manager's stores move after it.",
+    )
+    sessions_reconcile_seconds: float = Field(
+        2, gt=0, description="Session manager: how often desired state is compared with live connections."
+    )
+    sessions_reconnect_base_seconds: float = Field(
+        1, gt=0, description="Session manager: first reconnect delay; doubles per failure, with jitter."
+    )
+    sessions_reconnect_max_seconds: float = Field(
+        60, gt=0, description="Session manager: reconnect delay cap."
+    )
+
     # The simulator's network: pairing windows like WhatsApp's, shortened by tests.
     sim_qr_first_seconds: float = Field(60, gt=0, description="Simulator: lifetime of the first QR code.")
     sim_qr_next_seconds: float = Field(20, gt=0, description="Simulator: lifetime of each following QR code.")

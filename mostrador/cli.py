@@ -74,10 +74,11 @@ def api() -> None:
 @app.command()
 def sessions() -> None:
     """The session manager: holds the stores' WhatsApp connections. Needs DATABASE_URL and REDIS_URL."""
+    from sessions.main import main as sessions_main
+
     settings = _settings()
     _require_urls(settings)
-    typer.echo("the session manager is not built yet (issue 3)", err=True)
-    raise typer.Exit(3)
+    sessions_main(settings)
 
 
 @app.command()

@@ -1,0 +1,48 @@
+"""`mostrador sessions`: build the driver, run the manager until SIGTERM/SIGINT, hand the stores over."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from app.config import Settings, WhatsAppDriver
+from app.kit.db import create_engine, create_sessionmaker
+from app.kit.redis import create_redis
+from sessions.drivers.base import Driver
+from sessions.manager import SessionManager
+
+
+def build_driver(settings: Settings, database_url: str, redis_url: str) -> Driver:
+    if settings.whatsapp_driver is WhatsAppDriver.simulator:
+        from sessions.drivers.simulator import SimulatorDriver
+
+        return SimulatorDriver(settings, redis_url)
+    from sessions.drivers.neonize import NeonizeDriver
+
+    return NeonizeDriver(database_url, max_stores=settings.sessions_max_stores)
+
+
+async def serve(settings: Settings) -> None:
+    database_url, redis_url = settings.require_urls()
+    engine = create_engine(database_url, pool_size=10, application_name="mostrador-sessions")
+    redis = create_redis(redis_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    manager = SessionManager(
+        settings,
+        build_driver(settings, database_url, redis_url),
+        create_sessionmaker(engine),
+        redis,
+        redis_url,
+    )
+    try:
+        await manager.run(stop)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def main(settings: Settings) -> None:
+    asyncio.run(serve(settings))

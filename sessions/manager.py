@@ -1,0 +1,228 @@
+"""The session manager: reconciles stores' desired state (PostgreSQL) with live WhatsApp connections.
+
+Any number of managers run side by side. A store is served by the one holding its lease
+(`lease:sessions:store-<id>`); each manager takes at most its fair share of the wanted stores (counted from
+the managers' heartbeats), so replicas split the work, and a dead manager's stores are taken over once its
+leases expire. A manager that cannot renew a lease drops that store at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+import uuid
+
+import structlog
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.contracts import STORES_CHANGED_CHANNEL, sessions_lease_key
+from app.kit.db import AsyncSessionMaker, transaction
+from app.kit.leases import Leases
+from app.models import DesiredState, StoreStatus
+from sessions.drivers.base import Driver
+from sessions.inbound import InboundRecorder
+from sessions.outbound import Outbox
+from sessions.repository import SessionsRepository, WantedStore
+from sessions.store_session import StoreSession
+
+log = structlog.get_logger(__name__)
+
+MANAGERS_KEY = "managers:sessions"  # sorted set: manager token -> last heartbeat (unix seconds)
+SWEEP_SECONDS = 5.0
+
+
+class SessionManager:
+    def __init__(
+        self,
+        settings: Settings,
+        driver: Driver,
+        sessionmaker: AsyncSessionMaker,
+        redis: Redis,
+        redis_url: str,
+    ) -> None:
+        self.settings = settings
+        self.driver = driver
+        self.sessionmaker = sessionmaker
+        self.redis = redis
+        self.leases = Leases(redis, ttl_seconds=settings.sessions_lease_ttl_seconds)
+        self.sessions: dict[uuid.UUID, StoreSession] = {}
+        self.inbound = InboundRecorder(sessionmaker, redis)
+        self.outbox = Outbox(self, redis_url)
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one reconcile at a time
+        self.log = log.bind(manager=self.leases.token[:8])
+
+    def owns(self, store_id: uuid.UUID) -> bool:
+        return store_id in self.sessions and self.leases.holds(sessions_lease_key(store_id))
+
+    # --- the service ---------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.driver.start()
+        tasks = [
+            asyncio.create_task(self._loop(self._reconcile_soon, self.settings.sessions_reconcile_seconds)),
+            asyncio.create_task(self._loop(self._renew_leases, self.settings.sessions_lease_ttl_seconds / 4)),
+            asyncio.create_task(self._loop(self._sweep, SWEEP_SECONDS)),
+            asyncio.create_task(self._listen()),
+            asyncio.create_task(self.outbox.run()),
+        ]
+        self.log.info("session manager started", driver=self.driver.name)
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Hand the stores over quickly: stop every connection, then release the leases at once rather than
+        letting them expire."""
+        store_ids = list(self.sessions)
+        await asyncio.gather(*(self.sessions[s].stop() for s in store_ids), return_exceptions=True)
+        await self.outbox.close()
+        if store_ids:
+            with contextlib.suppress(Exception):
+                async with transaction(self.sessionmaker) as session:
+                    repository = SessionsRepository(session)
+                    for store_id in store_ids:
+                        if self.sessions[store_id].status == StoreStatus.connected:
+                            await repository.set_status(store_id, StoreStatus.reconnecting, "handing over")
+        with contextlib.suppress(Exception):
+            await self.leases.release(*[sessions_lease_key(s) for s in store_ids])
+            await self.redis.zrem(MANAGERS_KEY, self.leases.token)
+        self.sessions.clear()
+        await self.driver.close()
+        self.log.info("session manager stopped", released=len(store_ids))
+
+    async def _loop(self, step: object, interval: float) -> None:
+        assert callable(step)
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.warning("background step failed", step=getattr(step, "__name__", "?"), exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def _listen(self) -> None:
+        """The API publishes a store id after changing its desired state: reconcile now, not at the next tick."""
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(STORES_CHANGED_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.warning("store notifications lost; retrying", exc_info=True)
+                await asyncio.sleep(1)
+
+    async def _reconcile_soon(self) -> None:
+        await self.reconcile()
+        # Sleep until the next tick, or less when the API says something changed.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.settings.sessions_reconcile_seconds)
+        self._wake.clear()
+
+    # --- reconcile -----------------------------------------------------------------------------------------
+    async def _fair_share(self, wanted: int) -> int:
+        now = time.time()
+        ttl = self.settings.sessions_lease_ttl_seconds
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(MANAGERS_KEY, {self.leases.token: now})
+            pipe.zremrangebyscore(MANAGERS_KEY, "-inf", now - ttl)
+            pipe.zcard(MANAGERS_KEY)
+            *_, live = await pipe.execute()
+        share = math.ceil(wanted / max(1, int(live)))
+        return min(self.settings.sessions_max_stores, share)
+
+    async def reconcile(self) -> None:
+        async with self._lock:
+            async with transaction(self.sessionmaker) as session:
+                wanted = {store.id: store for store in await SessionsRepository(session).wanted_stores()}
+            # Stores we hold that nobody wants connected any more (unlinked, deleted, or handled elsewhere).
+            for store_id in [s for s in self.sessions if s not in wanted]:
+                await self._release(store_id, unlinked=True)
+            for store_id, store in wanted.items():
+                held = self.sessions.get(store_id)
+                if held is not None and store.desired_state == DesiredState.logged_out:
+                    await held.logout("logged out on request")
+                    await self.drop(store_id)
+            share = await self._fair_share(len(wanted))
+            candidates = [s for s in wanted.values() if s.id not in self.sessions]
+            random.shuffle(candidates)  # replicas starting together do not all race for the same stores first
+            for store in candidates:
+                if store.desired_state == DesiredState.linked and len(self.sessions) >= share:
+                    continue
+                if await self.leases.acquire(sessions_lease_key(store.id)):
+                    await self._take(store)
+
+    async def _take(self, store: WantedStore) -> None:
+        # Read again under the lease: the previous owner may have written since our first read.
+        async with transaction(self.sessionmaker) as session:
+            fresh = await SessionsRepository(session).get_wanted(store.id)
+        if fresh is None:
+            await self.leases.release(sessions_lease_key(store.id))
+            return
+        session_ = StoreSession(self, fresh)
+        self.sessions[store.id] = session_
+        if fresh.desired_state == DesiredState.logged_out:
+            await session_.logout("logged out on request")
+            await self.drop(store.id)
+            return
+        try:
+            await session_.start()
+        except Exception:
+            self.log.exception("starting a store failed", store_id=str(store.id))
+            await self.drop(store.id)
+
+    async def _release(self, store_id: uuid.UUID, *, unlinked: bool) -> None:
+        session = self.sessions.get(store_id)
+        if session is None:
+            return
+        await session.stop()
+        if unlinked:
+            with contextlib.suppress(Exception):
+                async with transaction(self.sessionmaker) as db:
+                    repository = SessionsRepository(db)
+                    rows = await repository.wanted_stores_by_ids([store_id])
+                    if rows and rows[0].desired_state == DesiredState.unlinked:
+                        await repository.set_status(store_id, StoreStatus.unlinked, None)
+        await self.drop(store_id)
+
+    async def drop(self, store_id: uuid.UUID) -> None:
+        """Forget a store and release its lease (after its connection stopped or ended)."""
+        session = self.sessions.pop(store_id, None)
+        if session is not None and not session.closed:
+            await session.stop()
+        self.outbox.forget(store_id)
+        await self.leases.release(sessions_lease_key(store_id))
+
+    # --- leases --------------------------------------------------------------------------------------------
+    async def _renew_leases(self) -> None:
+        try:
+            lost = await self.leases.renew()
+        except Exception:
+            # Redis unreachable: past the lease's lifetime another manager may own the store.
+            lost = self.leases.expired()
+            self.log.warning("lease renewal failed", exc_info=True)
+        for key in lost:
+            store_id = uuid.UUID(key.removeprefix("lease:sessions:store-"))
+            self.log.warning("lease lost; dropping the store", store_id=str(store_id))
+            self.leases.forget(key)
+            session = self.sessions.pop(store_id, None)
+            self.outbox.forget(store_id)
+            if session is not None:
+                await session.stop()
+
+    async def _sweep(self) -> None:
+        await self.inbound.sweep([s for s in self.sessions if self.owns(s)])

@@ -1,0 +1,178 @@
+"""Sending: the owned stores' outboxes, read with one XREADGROUP, sent in order per chat, paced per store.
+
+An outbox entry is acknowledged only when its row is final (sent or failed). A row moves pending -> sending
+(with its WhatsApp id recorded) right before the network call; a row found `sending` later was interrupted
+by a crash mid-send and is marked failed rather than sent again, because it may have reached the customer.
+Entries use one stable consumer name: the lease holder is the only reader of a store's outbox, so a new owner
+finds the previous owner's unacknowledged entries as its own pending entries and finishes them first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from app.contracts import OUTBOX_GROUP, outbox_stream
+from app.kit.db import transaction
+from app.kit.redis import create_redis, read_group
+from app.models import MessageStatus
+from sessions.drivers.base import DriverError
+from sessions.repository import SessionsRepository
+
+if TYPE_CHECKING:
+    from sessions.manager import SessionManager
+    from sessions.store_session import StoreSession
+
+log = structlog.get_logger(__name__)
+
+CONSUMER = "owner"
+SEND_ATTEMPTS = 3
+INTERRUPTED = "interrupted by a restart while sending; not sent again, as it may have reached the customer"
+
+
+@dataclass
+class ChatLane:
+    chat_jid: str
+    queue: asyncio.Queue[tuple[str, uuid.UUID]] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+class Outbox:
+    def __init__(self, manager: SessionManager, redis_url: str) -> None:
+        self.manager = manager
+        self.redis = manager.redis
+        self._reader = create_redis(redis_url)  # the blocking read holds a connection of its own
+        self._lanes: dict[tuple[uuid.UUID, str], ChatLane] = {}
+        self._recovered: set[uuid.UUID] = set()
+
+    async def close(self) -> None:
+        for lane in self._lanes.values():
+            if lane.task is not None:
+                lane.task.cancel()
+        await self._reader.aclose()
+
+    def forget(self, store_id: uuid.UUID) -> None:
+        """The store is no longer ours: stop its lanes; unacknowledged entries stay for the next owner."""
+        self._recovered.discard(store_id)
+        for key in [k for k in self._lanes if k[0] == store_id]:
+            lane = self._lanes.pop(key)
+            if lane.task is not None:
+                lane.task.cancel()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._read_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("outbox read failed; retrying", exc_info=True)
+                await asyncio.sleep(1)
+
+    async def _read_once(self) -> None:
+        sessions = self.manager.sessions
+        if not sessions:
+            await asyncio.sleep(0.1)
+            return
+        for store_id in [s for s in sessions if s not in self._recovered]:
+            # A new owner first takes what the previous one left unacknowledged, in order.
+            pending = await read_group(
+                self._reader, OUTBOX_GROUP, CONSUMER, {outbox_stream(store_id): "0"}, count=10_000
+            )
+            self._recovered.add(store_id)
+            self._dispatch(pending)
+        streams = {outbox_stream(s): ">" for s in sessions if s in self._recovered}
+        if streams:
+            self._dispatch(
+                await read_group(self._reader, OUTBOX_GROUP, CONSUMER, streams, count=500, block=200)
+            )
+
+    def _dispatch(self, batch: list[tuple[str, list[tuple[str, dict[str, str]]]]]) -> None:
+        for stream, entries in batch:
+            store_id = uuid.UUID(stream.removeprefix("outbox:store-"))
+            session = self.manager.sessions.get(store_id)
+            if session is None:
+                continue
+            for entry_id, fields in entries:
+                key = (store_id, fields.get("chat_jid", ""))
+                lane = self._lanes.get(key)
+                if lane is None:
+                    lane = self._lanes[key] = ChatLane(chat_jid=key[1])
+                    lane.task = asyncio.create_task(self._run_lane(session, lane))
+                lane.queue.put_nowait((entry_id, uuid.UUID(fields["message_id"])))
+
+    async def _run_lane(self, session: StoreSession, lane: ChatLane) -> None:
+        while True:
+            entry_id, message_id = await lane.queue.get()
+            await self._send(session, lane.chat_jid, entry_id, message_id)
+
+    async def _send(self, session: StoreSession, chat_jid: str, entry_id: str, message_id: uuid.UUID) -> None:
+        sessionmaker = self.manager.sessionmaker
+        async with transaction(sessionmaker) as db:
+            status = await SessionsRepository(db).outbound_status(message_id)
+        if status == MessageStatus.sending:
+            async with transaction(sessionmaker) as db:
+                await SessionsRepository(db).finish_sending(
+                    message_id, MessageStatus.failed, error=INTERRUPTED
+                )
+            log.warning("outbound send interrupted earlier; marked failed", message_id=str(message_id))
+        if status != MessageStatus.pending:
+            await self._ack(session.store_id, entry_id)
+            return
+
+        error = "not sent"
+        for attempt in range(SEND_ATTEMPTS):
+            await session.connected.wait()
+            await session.limiter.wait(chat_jid)
+            async with transaction(sessionmaker) as db:
+                claimed = await SessionsRepository(db).claim_for_sending(
+                    message_id, self.manager.driver.new_message_id()
+                )
+            if claimed is None:  # sent or cancelled meanwhile
+                await self._ack(session.store_id, entry_id)
+                return
+            await self._pace(session, claimed.chat_jid, claimed.text)
+            try:
+                sent = await session.connection.send_text(claimed.chat_jid, claimed.text, wa_id=claimed.wa_id)
+            except DriverError as exc:
+                error = str(exc)
+                async with transaction(sessionmaker) as db:
+                    # The driver refused before anything left: the same row may be tried again.
+                    await SessionsRepository(db).back_to_pending(message_id, error)
+                if not exc.retryable:
+                    break
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
+            async with transaction(sessionmaker) as db:
+                await SessionsRepository(db).finish_sending(
+                    message_id, MessageStatus.sent, sent_at=sent.timestamp
+                )
+            await self._ack(session.store_id, entry_id)
+            return
+        async with transaction(sessionmaker) as db:
+            await SessionsRepository(db).fail_unsent(message_id, error)
+        log.warning("outbound message failed", message_id=str(message_id), error=error)
+        await self._ack(session.store_id, entry_id)
+
+    async def _pace(self, session: StoreSession, chat_jid: str, text: str) -> None:
+        """Typing presence and a human-ish pause before the send (anti-ban); a failed presence is no reason to
+        hold a reply."""
+        policy = session.policy
+        typing = policy.typing_seconds(text)
+        if typing:
+            with contextlib.suppress(DriverError):
+                await session.connection.set_typing(chat_jid, True)
+            await asyncio.sleep(typing)
+            with contextlib.suppress(DriverError):
+                await session.connection.set_typing(chat_jid, False)
+        jitter = policy.jitter_seconds()
+        if jitter:
+            await asyncio.sleep(jitter)
+
+    async def _ack(self, store_id: uuid.UUID, entry_id: str) -> None:
+        await self.redis.xack(outbox_stream(store_id), OUTBOX_GROUP, entry_id)
