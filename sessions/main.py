@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import signal
 
 from app.config import Settings, WhatsAppDriver
@@ -45,4 +46,6 @@ async def serve(settings: Settings) -> None:
 
 
 def main(settings: Settings) -> None:
+    # `kill -USR1 <pid>` prints every thread's stack: the first thing to look at when a manager seems stuck.
+    faulthandler.register(signal.SIGUSR1)
     asyncio.run(serve(settings))

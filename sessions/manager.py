@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import random
+import secrets
+import socket
 import time
 import uuid
 
@@ -33,6 +36,7 @@ log = structlog.get_logger(__name__)
 
 MANAGERS_KEY = "managers:sessions"  # sorted set: manager token -> last heartbeat (unix seconds)
 SWEEP_SECONDS = 5.0
+SHED_PER_TICK = 5
 
 
 class SessionManager:
@@ -48,7 +52,9 @@ class SessionManager:
         self.driver = driver
         self.sessionmaker = sessionmaker
         self.redis = redis
-        self.leases = Leases(redis, ttl_seconds=settings.sessions_lease_ttl_seconds)
+        # The owner token names the host and pid, so an operator can tell which process holds a store.
+        owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.leases = Leases(redis, ttl_seconds=settings.sessions_lease_ttl_seconds, owner=owner)
         self.sessions: dict[uuid.UUID, StoreSession] = {}
         self.inbound = InboundRecorder(sessionmaker, redis)
         self.outbox = Outbox(self, redis_url)
@@ -75,16 +81,18 @@ class SessionManager:
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # Bounded: a loop stuck in a network call must not keep the stores from being handed over.
+            await asyncio.wait(tasks, timeout=5)
             await self.shutdown()
 
     async def shutdown(self) -> None:
         """Hand the stores over quickly: stop every connection, then release the leases at once rather than
         letting them expire."""
         store_ids = list(self.sessions)
-        await asyncio.gather(*(self.sessions[s].stop() for s in store_ids), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(self.sessions[s].stop() for s in store_ids), return_exceptions=True), 20
+            )
         await self.outbox.close()
         if store_ids:
             with contextlib.suppress(Exception):
@@ -96,6 +104,8 @@ class SessionManager:
         with contextlib.suppress(Exception):
             await self.leases.release(*[sessions_lease_key(s) for s in store_ids])
             await self.redis.zrem(MANAGERS_KEY, self.leases.token)
+            # Wake the other managers now rather than at their next tick.
+            await self.redis.publish(STORES_CHANGED_CHANNEL, "handover")
         self.sessions.clear()
         await self.driver.close()
         self.log.info("session manager stopped", released=len(store_ids))
@@ -158,6 +168,7 @@ class SessionManager:
                     await held.logout("logged out on request")
                     await self.drop(store_id)
             share = await self._fair_share(len(wanted))
+            await self._shed(len(self.sessions) - share)
             candidates = [s for s in wanted.values() if s.id not in self.sessions]
             random.shuffle(candidates)  # replicas starting together do not all race for the same stores first
             for store in candidates:
@@ -165,6 +176,15 @@ class SessionManager:
                     continue
                 if await self.leases.acquire(sessions_lease_key(store.id)):
                     await self._take(store)
+
+    async def _shed(self, excess: int) -> None:
+        """Hand stores beyond our fair share to the other managers (a new replica joined), a few at a time so
+        that a rebalance never drops many connections at once."""
+        for store_id in list(self.sessions)[: min(excess, SHED_PER_TICK)]:
+            self.log.info("handing a store to another manager", store_id=str(store_id))
+            await self._release(store_id, unlinked=False)
+        if excess > 0:
+            await self.redis.publish(STORES_CHANGED_CHANNEL, "rebalance")
 
     async def _take(self, store: WantedStore) -> None:
         # Read again under the lease: the previous owner may have written since our first read.
