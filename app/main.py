@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.config import Settings
+from app.config import Settings, WhatsAppDriver
 from app.health.endpoints import router as health_router
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
 from app.kit.redis import create_redis
+from app.sim.endpoints import router as sim_router
 from app.state import AppState
+from app.stores.endpoints import router as stores_router
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -39,4 +41,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(stores_router)
+    if settings.whatsapp_driver is WhatsAppDriver.simulator:
+        # The simulator's controls would let anyone fake customers and phones: never on the real network.
+        app.include_router(sim_router)
     return app

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 MANAGERS_KEY = "managers:sessions"  # sorted set: manager token -> last heartbeat (unix seconds)
 SWEEP_SECONDS = 5.0
 SHED_PER_TICK = 5
+STARTS_AT_ONCE = 32
 
 
 class SessionManager:
@@ -162,20 +163,36 @@ class SessionManager:
             # Stores we hold that nobody wants connected any more (unlinked, deleted, or handled elsewhere).
             for store_id in [s for s in self.sessions if s not in wanted]:
                 await self._release(store_id, unlinked=True)
+            handled = set()
             for store_id, store in wanted.items():
                 held = self.sessions.get(store_id)
-                if held is not None and store.desired_state == DesiredState.logged_out:
+                if held is None:
+                    continue
+                if store.desired_state == DesiredState.logged_out:
                     await held.logout("logged out on request")
                     await self.drop(store_id)
+                    handled.add(store_id)
+                elif store.pairing_phone != held.pairing_phone:
+                    await held.pairing_phone_changed(store.pairing_phone)
             share = await self._fair_share(len(wanted))
             await self._shed(len(self.sessions) - share)
-            candidates = [s for s in wanted.values() if s.id not in self.sessions]
+            candidates = [s for s in wanted.values() if s.id not in self.sessions and s.id not in handled]
             random.shuffle(candidates)  # replicas starting together do not all race for the same stores first
+            taking: list[WantedStore] = []
             for store in candidates:
-                if store.desired_state == DesiredState.linked and len(self.sessions) >= share:
+                if store.desired_state == DesiredState.linked and len(self.sessions) + len(taking) >= share:
                     continue
                 if await self.leases.acquire(sessions_lease_key(store.id)):
+                    taking.append(store)
+            # Start several at once: a cold start of many stores is bound by round trips, not by work.
+            # (The neonize driver serializes its own connects; the simulator does not need to.)
+            limit = asyncio.Semaphore(STARTS_AT_ONCE)
+
+            async def take(store: WantedStore) -> None:
+                async with limit:
                     await self._take(store)
+
+            await asyncio.gather(*(take(store) for store in taking))
 
     async def _shed(self, excess: int) -> None:
         """Hand stores beyond our fair share to the other managers (a new replica joined), a few at a time so
@@ -214,8 +231,7 @@ class SessionManager:
             with contextlib.suppress(Exception):
                 async with transaction(self.sessionmaker) as db:
                     repository = SessionsRepository(db)
-                    rows = await repository.wanted_stores_by_ids([store_id])
-                    if rows and rows[0].desired_state == DesiredState.unlinked:
+                    if await repository.desired_state(store_id) == DesiredState.unlinked:
                         await repository.set_status(store_id, StoreStatus.unlinked, None)
         await self.drop(store_id)
 

@@ -40,9 +40,9 @@ class SessionsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def wanted_stores(self) -> list[WantedStore]:
-        """Stores that need a live connection or a logout. Error and logged-out stores wait for the API
-        (a new `link`) before the manager tries again."""
+    async def wanted_stores(self, ids: list[uuid.UUID] | None = None) -> list[WantedStore]:
+        """Stores that need a live connection or a logout (of `ids` only, when given). Error and logged-out
+        stores wait for the API (a new `link` resets their status) before the manager tries again."""
         query = select(
             Store.id, Store.desired_state, Store.status, Store.device_jid, Store.pairing_phone, Store.settings
         ).where(
@@ -54,30 +54,28 @@ class SessionsRepository:
                 and_(Store.desired_state == DesiredState.logged_out, Store.status != StoreStatus.logged_out),
             )
         )
+        if ids is not None:
+            query = query.where(Store.id.in_(ids))
         return [WantedStore(*row) for row in (await self.session.execute(query)).all()]
 
     async def get_wanted(self, store_id: uuid.UUID) -> WantedStore | None:
-        for store in await self.wanted_stores_by_ids([store_id]):
-            return store
-        return None
+        found = await self.wanted_stores([store_id])
+        return found[0] if found else None
 
-    async def wanted_stores_by_ids(self, ids: list[uuid.UUID]) -> list[WantedStore]:
-        query = select(
-            Store.id, Store.desired_state, Store.status, Store.device_jid, Store.pairing_phone, Store.settings
-        ).where(Store.id.in_(ids))
-        return [WantedStore(*row) for row in (await self.session.execute(query)).all()]
+    async def desired_state(self, store_id: uuid.UUID) -> str | None:
+        return (await self.session.execute(select(Store.desired_state).where(Store.id == store_id))).scalar()
 
     async def set_status(
         self, store_id: uuid.UUID, status: StoreStatus, reason: str | None, **values: Any
-    ) -> None:
-        await self.session.execute(
+    ) -> str | None:
+        """Write the status; return the store's phone number (for the status event)."""
+        statement = (
             update(Store)
             .where(Store.id == store_id)
             .values(status=status.value, status_reason=reason, **values)
+            .returning(Store.phone_number)
         )
-
-    async def phone_number(self, store_id: uuid.UUID) -> str | None:
-        return (await self.session.execute(select(Store.phone_number).where(Store.id == store_id))).scalar()
+        return (await self.session.execute(statement)).scalar()
 
     # --- inbound -------------------------------------------------------------------------------------------
     async def save_inbound(self, store_id: uuid.UUID, message: InboundMessage) -> uuid.UUID | None:

@@ -64,10 +64,10 @@ class StoreSession:
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
+        # Resuming a device writes nothing until the outcome (connected, or why not): one write per store
+        # keeps a cold start of many stores fast.
         if self.device_jid is None:
             await self.set_status(StoreStatus.linking, None)
-        elif self.status != StoreStatus.connected:
-            await self.set_status(StoreStatus.reconnecting, "connecting")
         await self._connect()
 
     async def _connect(self) -> None:
@@ -79,6 +79,15 @@ class StoreSession:
         if self.device_jid is None and self.pairing_phone:
             try:
                 await self.on_event(await self.connection.request_pairing_code(self.pairing_phone))
+            except DriverError as exc:
+                self.log.warning("pairing code request failed", error=str(exc))
+
+    async def pairing_phone_changed(self, phone: str | None) -> None:
+        """`POST /pairing-code` while a QR pairing is showing: ask for a code on the same connection."""
+        self.pairing_phone = phone
+        if phone and self.device_jid is None and not self.closed:
+            try:
+                await self.on_event(await self.connection.request_pairing_code(phone))
             except DriverError as exc:
                 self.log.warning("pairing code request failed", error=str(exc))
 
@@ -184,9 +193,7 @@ class StoreSession:
     async def set_status(self, status: StoreStatus, reason: str | None, **values: object) -> None:
         self._require_lease()
         async with transaction(self.manager.sessionmaker) as session:
-            repository = SessionsRepository(session)
-            await repository.set_status(self.store_id, status, reason, **values)
-            phone = await repository.phone_number(self.store_id)
+            phone = await SessionsRepository(session).set_status(self.store_id, status, reason, **values)
         self.status, self._reason = status.value, reason
         self.log.info("store status", status=status.value, reason=reason)
         payload = status_event(status.value, phone_number=phone, reason=reason)

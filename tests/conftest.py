@@ -30,6 +30,7 @@ from app.kit.redis import create_redis
 from app.main import create_app
 from app.models import Base
 from mostrador.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.streaming import StreamingASGITransport
 from tests.support import admin_execute
 
 _embedded: list[EmbeddedPostgres | EmbeddedRedis] = []
@@ -131,5 +132,15 @@ async def client(settings: Settings, engine: AsyncEngine, redis: Redis) -> Async
     async with (
         app.router.lifespan_context(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        yield http
+
+
+@pytest.fixture
+async def sse_client(settings: Settings, engine: AsyncEngine, redis: Redis) -> AsyncIterator[AsyncClient]:
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=StreamingASGITransport(app), base_url="http://test") as http,
     ):
         yield http

@@ -2,12 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 
-def create_redis(url: str) -> Redis:
+def create_redis(url: str, *, max_connections: int = 64) -> Redis:
+    # A blocking pool: a burst (a thousand stores stopping at once) waits for a connection instead of failing.
     # health_check_interval: a connection idle behind a NAT or a restarted Redis is noticed before use.
-    return Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_connect_timeout=5)
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=30,
+        decode_responses=True,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+    )
+    return Redis(connection_pool=pool)
 
 
 StreamEntries = list[tuple[str, list[tuple[str, dict[str, str]]]]]

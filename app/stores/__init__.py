@@ -1,0 +1,1 @@
+"""Stores: a tenant's WhatsApp numbers, their linking (QR or pairing code) and their live status."""

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.models import DesiredState, StoreStatus
+
+_PHONE_SHAPE = re.compile(r"^\+?[0-9][0-9 \-]*$")
+
+
+def normalize_phone(value: str) -> str:
+    """`+54 9 11 5555-0000` -> `+5491155550000`: optional +, 8-15 digits, spaces and dashes allowed."""
+    value = value.strip()
+    digits = re.sub(r"[^0-9]", "", value)
+    if not _PHONE_SHAPE.match(value) or not 8 <= len(digits) <= 15:
+        raise ValueError(
+            "expected a phone number in international format, like +5491155550000 "
+            "(optional +, 8 to 15 digits, spaces and dashes allowed)"
+        )
+    return "+" + digits
+
+
+PhoneNumber = Annotated[str, AfterValidator(normalize_phone)]
+StoreName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class StoreCreate(BaseModel):
+    name: StoreName = Field(description="What the tenant calls this store (1-200 characters).")
+
+
+class StoreRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    status: StoreStatus = Field(description="What the session manager last observed.")
+    status_reason: str | None = Field(description="Why the store is in this status (errors, logouts).")
+    desired_state: DesiredState = Field(description="What was asked for: link, log out, or nothing.")
+    phone_number: str | None = Field(description="The linked WhatsApp number, once connected.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class StorePage(BaseModel):
+    items: list[StoreRead]
+    next_cursor: str | None = Field(description="Pass as `?cursor=` for the next page; null on the last one.")
+
+
+class QrFormat(StrEnum):
+    json = "json"
+    svg = "svg"
+    png = "png"
+
+
+class QrCodeRead(BaseModel):
+    code: str = Field(description="The text to encode in the QR code the phone scans.")
+    expires_at: datetime
+
+
+class PairingCodeRequest(BaseModel):
+    phone: PhoneNumber = Field(description="The store's WhatsApp number, in international format.")
+
+
+class PairingCodeRead(BaseModel):
+    code: str = Field(description="Type it on the phone: WhatsApp > Linked devices > Link with phone number.")
+    expires_at: datetime
