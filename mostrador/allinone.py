@@ -14,6 +14,7 @@ from app.config import Settings
 from app.kit.migrations import upgrade
 from app.main import create_app
 from mostrador.embedded import embedded_servers
+from mostrador.supervisor import Supervisor, child_env
 
 log = structlog.get_logger(__name__)
 
@@ -45,11 +46,17 @@ def run_all(settings: Settings) -> None:
             create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on"
         )
         server = _Server(config)
+        children = Supervisor(child_env(database_url, redis_url, settings.secret_key))
+        children.add("sessions", "sessions")
+        children.start()
         log.info(
             "mostrador starting",
             url=f"http://{settings.host}:{settings.port}",
             docs=f"http://{settings.host}:{settings.port}/docs",
             driver=settings.whatsapp_driver.value,
         )
-        server.run()
+        try:
+            server.run()
+        finally:
+            children.stop()
     log.info("mostrador stopped")

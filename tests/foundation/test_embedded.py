@@ -125,8 +125,23 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) ->
     raise AssertionError(f"{url} not ready within {timeout} s")
 
 
-def _run_once(data_dir: Path) -> float:
+def _pair_a_store(base: str) -> None:
+    """The all-in-one runs the session manager too: a store pairs through the simulator."""
+    store = httpx.post(f"{base}/v1/stores", json={"name": "Demo"}).json()
+    assert httpx.post(f"{base}/v1/stores/{store['id']}/link").status_code == 202
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{base}/v1/stores/{store['id']}/qr").status_code != 200:
+        assert time.monotonic() < deadline, "no QR code from the session manager"
+        time.sleep(0.1)
+    assert httpx.post(f"{base}/v1/sim/stores/{store['id']}/scan", json={}).status_code == 202
+    while httpx.get(f"{base}/v1/stores/{store['id']}").json()["status"] != "connected":
+        assert time.monotonic() < deadline, "the store did not connect"
+        time.sleep(0.1)
+
+
+def _run_once(data_dir: Path, *, pair: bool = False) -> float:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["MOSTRADOR_WHATSAPP_DRIVER"] = "simulator"
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mostrador", "run", "--port", str(port), "--data-dir", str(data_dir)],
@@ -138,15 +153,18 @@ def _run_once(data_dir: Path) -> float:
         seconds = _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
         servers = [p.pid for p in _servers_under(data_dir)]
         assert servers, "the embedded servers should run under the data dir"
+        children = [c.pid for c in psutil.Process(proc.pid).children()]
+        if pair:
+            _pair_a_store(f"http://127.0.0.1:{port}")
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert proc.wait(60) == 0
-    assert _wait_gone(servers, timeout=10) == []
+    assert _wait_gone(servers + children, timeout=10) == []
     return seconds
 
 
 def test_mostrador_run_starts_on_embedded_servers_and_stops_cleanly(data_dir: Path) -> None:
-    first = _run_once(data_dir)
+    first = _run_once(data_dir, pair=True)
     secret = (data_dir / "secret_key").read_text()
 
     # Between runs, write a row straight into the embedded database...
@@ -164,7 +182,7 @@ def test_mostrador_run_starts_on_embedded_servers_and_stops_cleanly(data_dir: Pa
     url = postgres.start()
     try:
         [tenants, version] = execute(
-            url, "SELECT name FROM tenants", "SELECT version_num FROM alembic_version"
+            url, "SELECT name FROM tenants WHERE name <> 'default'", "SELECT version_num FROM alembic_version"
         )
     finally:
         postgres.stop()
