@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import random
 import secrets
 import socket
-import time
 import uuid
 
 import structlog
@@ -24,7 +22,7 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.contracts import STORES_CHANGED_CHANNEL, sessions_lease_key
 from app.kit.db import AsyncSessionMaker, transaction
-from app.kit.leases import Leases
+from app.kit.leases import Leases, fair_share
 from app.models import DesiredState, StoreStatus
 from sessions.drivers.base import Driver
 from sessions.inbound import InboundRecorder
@@ -146,14 +144,13 @@ class SessionManager:
 
     # --- reconcile -----------------------------------------------------------------------------------------
     async def _fair_share(self, wanted: int) -> int:
-        now = time.time()
-        ttl = self.settings.sessions_lease_ttl_seconds
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(MANAGERS_KEY, {self.leases.token: now})
-            pipe.zremrangebyscore(MANAGERS_KEY, "-inf", now - ttl)
-            pipe.zcard(MANAGERS_KEY)
-            *_, live = await pipe.execute()
-        share = math.ceil(wanted / max(1, int(live)))
+        share = await fair_share(
+            self.redis,
+            MANAGERS_KEY,
+            self.leases.token,
+            wanted=wanted,
+            ttl_seconds=self.settings.sessions_lease_ttl_seconds,
+        )
         return min(self.settings.sessions_max_stores, share)
 
     async def reconcile(self) -> None:

@@ -150,7 +150,7 @@ class Outbox:
                 continue
             async with transaction(sessionmaker) as db:
                 await SessionsRepository(db).finish_sending(
-                    message_id, MessageStatus.sent, sent_at=sent.timestamp
+                    message_id, MessageStatus.sent, sent_at=sent.timestamp, wa_id=sent.wa_id
                 )
             await self._ack(session.store_id, entry_id)
             return

@@ -175,10 +175,13 @@ class SessionsRepository:
         *,
         error: str | None = None,
         sent_at: datetime | None = None,
+        wa_id: str | None = None,
     ) -> None:
         values: dict[str, Any] = {"status": status.value, "error": error}
         if sent_at is not None:
             values["wa_timestamp"] = sent_at
+        if wa_id is not None:  # the network's id, when it did not take ours (neonize picks its own)
+            values["wa_id"] = wa_id
         await self.session.execute(
             update(Message)
             .where(Message.id == message_id, Message.status == MessageStatus.sending)
