@@ -26,7 +26,9 @@ async def manager(
         yield manager
 
 
-async def _next(events: AsyncGenerator[tuple[str, dict[str, Any]]], name: str, **match: Any) -> dict[str, Any]:
+async def _next(
+    events: AsyncGenerator[tuple[str, dict[str, Any]]], name: str, **match: Any
+) -> dict[str, Any]:
     """The next event called `name` whose data has the given values (others are skipped)."""
     async for event_name, data in events:
         if event_name == name and all(data.get(k) == v for k, v in match.items()):
@@ -59,7 +61,11 @@ async def test_link_then_qr_over_sse_then_scan_connects_the_store(
         await events.aclose()
 
     body = (await sse_client.get(f"/v1/stores/{store_id}")).json()
-    assert (body["status"], body["phone_number"], body["status_reason"]) == ("connected", "+5491155550000", None)
+    assert (body["status"], body["phone_number"], body["status_reason"]) == (
+        "connected",
+        "+5491155550000",
+        None,
+    )
     no_qr = await sse_client.get(f"/v1/stores/{store_id}/qr")
     assert no_qr.status_code == 404 and no_qr.json()["error"]["code"] == "qr_not_available"
 
