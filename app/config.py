@@ -100,6 +100,29 @@ class Settings(BaseSettings):
         60, gt=0, description="Session manager: reconnect delay cap."
     )
 
+    # Worker
+    worker_concurrency: int = Field(
+        64, ge=1, description="Worker: messages handled at once across all chats (one at a time per chat)."
+    )
+    worker_chat_buffer: int = Field(
+        1000, ge=1, description="Worker: entries buffered for one chat before reading pauses (backpressure)."
+    )
+    worker_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Worker: tries of a failing message before it goes to the store's dead-letter stream.",
+    )
+    worker_lease_ttl_seconds: float = Field(10, gt=0, description="Worker: a store stream's lease lifetime.")
+    worker_reconcile_seconds: float = Field(
+        2, gt=0, description="Worker: how often owned stores are reviewed."
+    )
+    worker_sweep_after_seconds: float = Field(
+        60,
+        gt=0,
+        description="Worker: inbound rows still `queued` (and replies still `pending`) this long are queued "
+        "again, so that a Redis that lost its data loses no message.",
+    )
+
     # The simulator's network: pairing windows like WhatsApp's, shortened by tests.
     sim_qr_first_seconds: float = Field(60, gt=0, description="Simulator: lifetime of the first QR code.")
     sim_qr_next_seconds: float = Field(20, gt=0, description="Simulator: lifetime of each following QR code.")

@@ -82,12 +82,81 @@ def sessions() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """The message worker: runs the stores' bots on their message streams. Needs DATABASE_URL and REDIS_URL."""
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Messages handled at once across chats (default: MOSTRADOR_WORKER_CONCURRENCY)"),
+    ] = None,
+) -> None:
+    """The message worker: runs the stores' bots on their message streams, in order per chat. Needs
+    DATABASE_URL and REDIS_URL. SIGTERM drains the lanes (bounded) and hands the stores over."""
+    from workers.main import main as worker_main
+
     settings = _settings()
     _require_urls(settings)
-    typer.echo("the message worker is not built yet (issue 4)", err=True)
-    raise typer.Exit(3)
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    worker_main(settings)
+
+
+dlq = typer.Typer(help="The stores' dead-letter streams: messages whose handling failed every attempt.")
+app.add_typer(dlq, name="dlq")
+
+
+@dlq.command("list")
+def dlq_list(
+    store_id: Annotated[str, typer.Argument(help="The store's id")],
+    limit: Annotated[int, typer.Option(help="At most this many, oldest first")] = 100,
+) -> None:
+    """Print a store's dead letters as JSON lines: entry id, message id, error, when."""
+    import asyncio
+    import json
+    import uuid
+
+    from app.kit.redis import create_redis
+    from workers.dlq import list_dead_letters
+
+    _, redis_url = _require_urls(_settings())
+
+    async def run() -> None:
+        redis = create_redis(redis_url)
+        try:
+            for letter in await list_dead_letters(redis, uuid.UUID(store_id), limit=limit):
+                typer.echo(json.dumps({k: v for k, v in letter.__dict__.items() if k != "data"}))
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+@dlq.command("replay")
+def dlq_replay(
+    store_id: Annotated[str, typer.Argument(help="The store's id")],
+    entry_ids: Annotated[
+        list[str] | None, typer.Argument(help="Dead-letter entry ids (default: all)")
+    ] = None,
+) -> None:
+    """Put dead letters back on the store's stream, oldest first, to be handled again."""
+    import asyncio
+    import uuid
+
+    from app.kit.db import create_engine, create_sessionmaker
+    from app.kit.redis import create_redis
+    from workers.dlq import replay_dead_letters
+
+    database_url, redis_url = _require_urls(_settings())
+
+    async def run() -> int:
+        engine, redis = create_engine(database_url, pool_size=1), create_redis(redis_url)
+        try:
+            return await replay_dead_letters(
+                redis, create_sessionmaker(engine), uuid.UUID(store_id), entry_ids or None
+            )
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    typer.echo(f"replayed {asyncio.run(run())} message(s)")
 
 
 @app.command()

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
+from redis.exceptions import ResponseError
 
-from app.contracts import OUTBOX_GROUP, outbox_stream
+from app.contracts import OUTBOX_GROUP, create_store_streams, outbox_stream
 from app.kit.db import transaction
 from app.kit.redis import create_redis, read_group
 from app.models import MessageStatus
@@ -70,6 +71,15 @@ class Outbox:
                 await self._read_once()
             except asyncio.CancelledError:
                 raise
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    log.warning("outbox read failed; retrying", exc_info=True)
+                    await asyncio.sleep(1)
+                    continue
+                # Redis came back without our streams: recreate them; the worker re-queues pending replies.
+                log.warning("outbox consumer groups missing; recreating them")
+                for store_id in list(self.manager.sessions):
+                    await create_store_streams(self.redis, store_id)
             except Exception:
                 log.warning("outbox read failed; retrying", exc_info=True)
                 await asyncio.sleep(1)

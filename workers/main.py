@@ -1,0 +1,35 @@
+"""`mostrador worker`: run the worker until SIGTERM/SIGINT, drain the lanes, hand the stores over."""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import signal
+
+from app.config import Settings
+from app.kit.db import create_engine, create_sessionmaker
+from app.kit.redis import create_redis
+from workers.service import Worker
+
+
+async def serve(settings: Settings) -> None:
+    database_url, redis_url = settings.require_urls()
+    # One connection per concurrent handler, and a few for the sweeper and the reviews.
+    engine = create_engine(
+        database_url, pool_size=min(50, settings.worker_concurrency + 4), application_name="mostrador-worker"
+    )
+    redis = create_redis(redis_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await Worker(settings, create_sessionmaker(engine), redis, redis_url).run(stop)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def main(settings: Settings) -> None:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack, for a stuck worker
+    asyncio.run(serve(settings))

@@ -1,0 +1,192 @@
+"""Per-chat lanes over the store streams: strictly in order within a chat, concurrent across chats.
+
+Stock taskiq runs every message as its own task, so a chat's messages can finish out of order (measured: 368
+inversions in 2,000 messages). Here each (store, chat) has a lane that runs its entries one at a time; a
+global semaphore bounds how many run at once. An entry is acknowledged only after its effects committed.
+A failing entry is retried inside its lane (so the chat keeps its order), then moved to the store's
+dead-letter stream and acknowledged, and the chat moves on. Failures of PostgreSQL or Redis themselves are
+not the message's fault: they are retried until the servers return, without counting attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from taskiq.message import TaskiqMessage
+
+from app.contracts import messages_dlq
+from workers.broker import StoreStreamBroker, StreamEntry
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[TaskiqMessage], Awaitable[None]]
+DeadLetter = Callable[[StreamEntry, TaskiqMessage | None, str], Awaitable[None]]
+
+RETRY_DELAYS = (0.2, 1.0, 3.0)
+INFRA_DELAY_MAX = 5.0
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    if isinstance(
+        exc, RedisConnectionError | RedisTimeoutError | OperationalError | InterfaceError | OSError
+    ):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class ChatLaneReceiver:
+    def __init__(
+        self,
+        broker: StoreStreamBroker,
+        handler: Handler,
+        *,
+        concurrency: int,
+        chat_buffer: int,
+        max_attempts: int,
+        dead_letter: DeadLetter | None = None,
+    ) -> None:
+        self.broker = broker
+        self.handler = handler
+        self.max_attempts = max_attempts
+        self.chat_buffer = chat_buffer
+        self.dead_letter = dead_letter or self._to_dlq
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lanes: dict[tuple[uuid.UUID, str], deque[tuple[StreamEntry, TaskiqMessage | None]]] = {}
+        self._tasks: dict[tuple[uuid.UUID, str], asyncio.Task[None]] = {}
+        self._room = asyncio.Event()
+        self._room.set()
+        self.handled = 0
+
+    # --- reading -------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        async for batch in self.broker.entries():
+            for entry in batch:
+                self._enqueue(entry)
+            # Backpressure: a chat far behind stops the reading until it catches up.
+            await self._room.wait()
+
+    def _enqueue(self, entry: StreamEntry) -> None:
+        message: TaskiqMessage | None
+        try:
+            message = self.broker.formatter.loads(entry.data)
+            chat = str(message.kwargs.get("chat_jid", ""))
+        except Exception:  # not a task: nothing can run it; it goes to the dead letters in its own lane
+            message, chat = None, f"?{entry.entry_id}"
+        key = (entry.store_id, chat)
+        lane = self._lanes.setdefault(key, deque())
+        lane.append((entry, message))
+        if len(lane) >= self.chat_buffer:
+            self._room.clear()
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(self._run_lane(key))
+
+    def buffered(self) -> int:
+        return sum(len(lane) for lane in self._lanes.values())
+
+    def drop_store(self, store_id: uuid.UUID) -> None:
+        """The store's lease is gone: stop its lanes; its unacknowledged entries are replayed by the next owner."""
+        for key in [k for k in self._lanes if k[0] == store_id]:
+            self._lanes.pop(key, None)
+            task = self._tasks.pop(key, None)
+            if task is not None:
+                task.cancel()
+        self._update_room()
+
+    async def drain(self, timeout: float) -> bool:
+        """Let the lanes finish what they hold (bounded); True when everything was handled."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=timeout)
+        return not self._tasks
+
+    # --- lanes ---------------------------------------------------------------------------------------------
+    async def _run_lane(self, key: tuple[uuid.UUID, str]) -> None:
+        try:
+            while (lane := self._lanes.get(key)) is not None and lane:
+                entry, message = lane[0]
+                async with self._slots:
+                    await self._process(entry, message)
+                lane.popleft()
+                self._update_room()
+        finally:
+            if not self._lanes.get(key):
+                self._lanes.pop(key, None)
+            self._tasks.pop(key, None)
+
+    def _update_room(self) -> None:
+        if all(len(lane) < self.chat_buffer for lane in self._lanes.values()):
+            self._room.set()
+
+    async def _process(self, entry: StreamEntry, message: TaskiqMessage | None) -> None:
+        if message is None:
+            await self.dead_letter(entry, None, "not a task message")
+            await self.broker.ack(entry)
+            return
+        failures = 0
+        infra_delay = 0.1
+        while entry.store_id in self.broker.owned():
+            try:
+                await self.handler(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    log.warning("infrastructure error; retrying", error=str(exc)[:200], entry=entry.entry_id)
+                    await asyncio.sleep(infra_delay)
+                    infra_delay = min(INFRA_DELAY_MAX, infra_delay * 2)
+                    continue
+                failures += 1
+                log.warning("handler failed", attempt=failures, error=repr(exc)[:300], entry=entry.entry_id)
+                if failures >= self.max_attempts:
+                    await self.dead_letter(entry, message, repr(exc))
+                    await self._ack(entry)
+                    return
+                await asyncio.sleep(RETRY_DELAYS[min(failures - 1, len(RETRY_DELAYS) - 1)])
+                continue
+            self.handled += 1
+            await self._ack(entry)
+            return
+
+    async def _ack(self, entry: StreamEntry) -> None:
+        delay = 0.1
+        while True:  # an entry whose effects committed must not be handled again: insist on the ack
+            try:
+                await self.broker.ack(entry)
+                return
+            except Exception:
+                if entry.store_id not in self.broker.owned():
+                    return  # the next owner replays it; the handler skips it as already handled
+                await asyncio.sleep(delay)
+                delay = min(INFRA_DELAY_MAX, delay * 2)
+
+    async def _to_dlq(self, entry: StreamEntry, message: TaskiqMessage | None, error: str) -> None:
+        await write_dead_letter(self.broker, entry, message, error)
+
+
+async def write_dead_letter(
+    broker: StoreStreamBroker, entry: StreamEntry, message: TaskiqMessage | None, error: str
+) -> None:
+    """Keep the entry, with why it failed, on `messages:store-<id>:dlq` (listed and replayed by `mostrador dlq`)."""
+    message_id = str(message.kwargs.get("message_id", "")) if message else ""
+    fields = {
+        "data": entry.data.decode(),
+        "error": error[:2000],
+        "entry_id": entry.entry_id,
+        "failed_at": datetime.now(UTC).isoformat(),
+        "message_id": message_id,
+    }
+    await broker.redis.xadd(messages_dlq(entry.store_id), fields)  # type: ignore[arg-type]
+    log.error(
+        "message moved to the dead-letter stream",
+        store_id=str(entry.store_id),
+        entry_id=entry.entry_id,
+        message_id=message_id,
+        error=error[:300],
+    )

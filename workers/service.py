@@ -1,0 +1,199 @@
+"""The worker process: owns store streams through leases and handles their messages in per-chat lanes.
+
+Stores are split between worker replicas by lease (`lease:worker:store-<id>`), a fair share each; a dead
+worker's stores are taken over once its leases expire, and the new owner first replays the entries the old
+one left unacknowledged. New stores are picked up at the next review, without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from redis.asyncio import Redis
+from taskiq.message import TaskiqMessage
+
+from app.config import Settings
+from app.contracts import (
+    INBOUND_TASK,
+    inbound_entry,
+    messages_stream,
+    outbox_entry,
+    outbox_stream,
+    worker_lease_key,
+)
+from app.kit.db import AsyncSessionMaker, transaction
+from app.kit.leases import Leases, fair_share
+from workers.broker import StoreStreamBroker, StreamEntry
+from workers.handler import InboundHandler
+from workers.receiver import ChatLaneReceiver, write_dead_letter
+from workers.repository import WorkerRepository
+
+log = structlog.get_logger(__name__)
+
+WORKERS_KEY = "workers:live"
+TRIM_SECONDS = 30.0
+SWEEP_SECONDS = 5.0
+DRAIN_SECONDS = 20.0
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: AsyncSessionMaker,
+        redis: Redis,
+        redis_url: str,
+        *,
+        handler: InboundHandler | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.redis = redis
+        owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.leases = Leases(redis, ttl_seconds=settings.worker_lease_ttl_seconds, owner=owner)
+        self.broker = StoreStreamBroker(redis_url, redis)
+        self.handler = handler or InboundHandler(sessionmaker, redis)
+
+        async def handle_inbound(message_id: str, chat_jid: str, wa_id: str = "") -> None:
+            await self.handler.handle(message_id, chat_jid, wa_id)
+
+        self.broker.register_task(handle_inbound, task_name=INBOUND_TASK)
+        self.receiver = ChatLaneReceiver(
+            self.broker,
+            self._run_task,
+            concurrency=settings.worker_concurrency,
+            chat_buffer=settings.worker_chat_buffer,
+            max_attempts=settings.worker_max_attempts,
+            dead_letter=self._dead_letter,
+        )
+        self.log = log.bind(worker=owner)
+
+    async def _run_task(self, message: TaskiqMessage) -> None:
+        task = self.broker.find_task(message.task_name)
+        if task is None:
+            raise LookupError(f"no task named {message.task_name!r}")
+        await task.original_func(*message.args, **message.kwargs)
+
+    async def _dead_letter(self, entry: StreamEntry, message: TaskiqMessage | None, error: str) -> None:
+        await write_dead_letter(self.broker, entry, message, error)
+        message_id = message.kwargs.get("message_id") if message else None
+        if message_id:
+            async with transaction(self.sessionmaker) as session:
+                await WorkerRepository(session).mark_dead(uuid.UUID(str(message_id)), error)
+
+    # --- the service ---------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.broker.startup()
+        loops: list[asyncio.Task[None]] = [
+            asyncio.create_task(self._every(self.review, self.settings.worker_reconcile_seconds)),
+            asyncio.create_task(self._every(self._renew, self.settings.worker_lease_ttl_seconds / 4)),
+            asyncio.create_task(self._every(self.sweep, SWEEP_SECONDS)),
+            asyncio.create_task(self._every(self.trim, TRIM_SECONDS)),
+        ]
+        reader = asyncio.create_task(self.receiver.run())
+        self.log.info("worker started", concurrency=self.settings.worker_concurrency)
+        try:
+            await stop.wait()
+        finally:
+            # Stop reading, let the lanes finish what they hold (bounded), then hand the stores over.
+            reader.cancel()
+            drained = await self.receiver.drain(DRAIN_SECONDS)
+            for task in loops:
+                task.cancel()
+            await asyncio.wait([reader, *loops], timeout=5)
+            owned = list(self.broker.owned())
+            with contextlib.suppress(Exception):
+                await self.leases.release(*[worker_lease_key(s) for s in owned])
+                await self.redis.zrem(WORKERS_KEY, self.leases.token)
+            await self.broker.shutdown()
+            self.log.info(
+                "worker stopped", drained=drained, released=len(owned), handled=self.receiver.handled
+            )
+
+    async def _every(self, step: Callable[[], Awaitable[object]], interval: float) -> None:
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.warning("background step failed", step=getattr(step, "__name__", "?"), exc_info=True)
+            await asyncio.sleep(interval)
+
+    # --- ownership -----------------------------------------------------------------------------------------
+    async def review(self) -> None:
+        async with transaction(self.sessionmaker) as session:
+            store_ids = await WorkerRepository(session).store_ids()
+        share = await fair_share(
+            self.redis,
+            WORKERS_KEY,
+            self.leases.token,
+            wanted=len(store_ids),
+            ttl_seconds=self.leases.ttl_ms / 1000,
+        )
+        owned = self.broker.owned()
+        for store_id in owned - set(store_ids):  # deleted stores
+            await self._drop(store_id)
+        for store_id in list(owned)[: max(0, len(owned) - share)]:  # a new replica joined: hand some over
+            await self._drop(store_id)
+        for store_id in store_ids:
+            if len(self.broker.owned()) >= share:
+                break
+            if store_id not in self.broker.owned() and await self.leases.acquire(worker_lease_key(store_id)):
+                await self.broker.own(store_id)
+
+    async def _drop(self, store_id: uuid.UUID) -> None:
+        self.broker.disown(store_id)
+        self.receiver.drop_store(store_id)
+        await self.leases.release(worker_lease_key(store_id))
+
+    async def _renew(self) -> None:
+        try:
+            lost = await self.leases.renew()
+        except Exception:
+            lost = self.leases.expired()
+            self.log.warning("lease renewal failed", exc_info=True)
+        for key in lost:
+            store_id = uuid.UUID(key.removeprefix("lease:worker:store-"))
+            self.log.warning("lease lost; dropping the store", store_id=str(store_id))
+            self.leases.forget(key)
+            self.broker.disown(store_id)
+            self.receiver.drop_store(store_id)
+
+    # --- housekeeping --------------------------------------------------------------------------------------
+    async def trim(self) -> None:
+        for store_id in self.broker.owned():
+            await self.broker.trim(store_id)
+
+    async def sweep(self) -> int:
+        """Queue again what Redis may have lost: inbound rows still `queued` and replies still `pending` long
+        after they were written. Handling is idempotent, so an entry queued twice costs only a skip."""
+        owned = list(self.broker.owned())
+        if not owned:
+            return 0
+        older_than = datetime.now(UTC) - timedelta(seconds=self.settings.worker_sweep_after_seconds)
+        async with transaction(self.sessionmaker) as session:
+            repository = WorkerRepository(session)
+            inbound = await repository.stale_inbound(owned, older_than)
+            outbound = await repository.stale_outbound(owned, older_than)
+            await repository.touch([row[0] for row in inbound] + [row[0] for row in outbound])
+        for message_id, store_id, chat_jid, wa_id in inbound:
+            await self.broker.own(store_id)  # recreates stream and group if Redis lost them
+            entry = inbound_entry(message_id=message_id, chat_jid=chat_jid, wa_id=wa_id)
+            await self.redis.xadd(messages_stream(store_id), entry)  # type: ignore[arg-type]
+        for message_id, store_id, chat_jid in outbound:
+            entry = outbox_entry(message_id=message_id, chat_jid=chat_jid)
+            await self.redis.xadd(outbox_stream(store_id), entry)  # type: ignore[arg-type]
+        if inbound or outbound:
+            self.log.info(
+                "swept messages back onto their streams", inbound=len(inbound), outbound=len(outbound)
+            )
+        return len(inbound) + len(outbound)
