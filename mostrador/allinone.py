@@ -48,6 +48,7 @@ def run_all(settings: Settings) -> None:
         server = _Server(config)
         children = Supervisor(child_env(database_url, redis_url, settings.secret_key))
         children.add("sessions", "sessions")
+        children.add("worker", "worker")
         children.start()
         log.info(
             "mostrador starting",

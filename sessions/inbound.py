@@ -36,14 +36,17 @@ class InboundRecorder:
                 messages_stream(store_id),
                 inbound_entry(message_id=message_id, chat_jid=message.chat_jid, wa_id=message.wa_id),  # type: ignore[arg-type]
             )
-            async with transaction(self.sessionmaker) as session:
-                await SessionsRepository(session).mark_queued([message_id])
         except Exception:
             log.warning(
                 "queueing an inbound message failed; the sweeper will",
                 message_id=str(message_id),
                 exc_info=True,
             )
+            try:
+                async with transaction(self.sessionmaker) as session:
+                    await SessionsRepository(session).mark_not_queued(message_id)
+            except Exception:  # the worker's sweeper finds rows `queued` for too long, too
+                log.warning("could not mark the message for the sweeper", message_id=str(message_id))
 
     async def sweep(self, store_ids: list[uuid.UUID]) -> int:
         """Queue rows committed but never queued. An entry queued twice is harmless: handling is idempotent."""

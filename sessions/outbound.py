@@ -123,18 +123,6 @@ class Outbox:
 
     async def _send(self, session: StoreSession, chat_jid: str, entry_id: str, message_id: uuid.UUID) -> None:
         sessionmaker = self.manager.sessionmaker
-        async with transaction(sessionmaker) as db:
-            status = await SessionsRepository(db).outbound_status(message_id)
-        if status == MessageStatus.sending:
-            async with transaction(sessionmaker) as db:
-                await SessionsRepository(db).finish_sending(
-                    message_id, MessageStatus.failed, error=INTERRUPTED
-                )
-            log.warning("outbound send interrupted earlier; marked failed", message_id=str(message_id))
-        if status != MessageStatus.pending:
-            await self._ack(session.store_id, entry_id)
-            return
-
         error = "not sent"
         for attempt in range(SEND_ATTEMPTS):
             await session.connected.wait()
@@ -143,7 +131,8 @@ class Outbox:
                 claimed = await SessionsRepository(db).claim_for_sending(
                     message_id, self.manager.driver.new_message_id()
                 )
-            if claimed is None:  # sent or cancelled meanwhile
+            if claimed is None:  # not pending: sent already, or a send interrupted by a crash
+                await self._settle_unclaimable(message_id)
                 await self._ack(session.store_id, entry_id)
                 return
             await self._pace(session, claimed.chat_jid, claimed.text)
@@ -168,6 +157,13 @@ class Outbox:
             await SessionsRepository(db).fail_unsent(message_id, error)
         log.warning("outbound message failed", message_id=str(message_id), error=error)
         await self._ack(session.store_id, entry_id)
+
+    async def _settle_unclaimable(self, message_id: uuid.UUID) -> None:
+        async with transaction(self.manager.sessionmaker) as db:
+            repository = SessionsRepository(db)
+            if await repository.outbound_status(message_id) == MessageStatus.sending:
+                await repository.finish_sending(message_id, MessageStatus.failed, error=INTERRUPTED)
+                log.warning("outbound send interrupted earlier; marked failed", message_id=str(message_id))
 
     async def _pace(self, session: StoreSession, chat_jid: str, text: str) -> None:
         """Typing presence and a human-ish pause before the send (anti-ban); a failed presence is no reason to

@@ -113,7 +113,9 @@ class SessionsRepository:
                 type=message.type,
                 text=message.text,
                 media=message.media,
-                status=MessageStatus.received.value,
+                # Queued optimistically: the stream entry follows the commit. Should that XADD fail (or the
+                # process die first), the row is set back to `received` or found by the worker's sweeper.
+                status=MessageStatus.queued.value,
                 attempts=0,
                 wa_timestamp=message.timestamp,
             )
@@ -127,6 +129,13 @@ class SessionsRepository:
             update(Message)
             .where(Message.id.in_(ids), Message.status == MessageStatus.received)
             .values(status=MessageStatus.queued.value)
+        )
+
+    async def mark_not_queued(self, message_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == MessageStatus.queued)
+            .values(status=MessageStatus.received.value)
         )
 
     async def received_backlog(

@@ -1,0 +1,179 @@
+"""The whole pipeline: inbound message -> session manager -> worker (echo bot) -> reply sent.
+
+Separate processes (one session manager on the simulator, W workers) on real PostgreSQL and Redis. Phase 1
+floods S stores x C chats x M messages and reports the sustained rate from the first message in to the last
+reply out, with loss / duplicate / order-violation counts (all must be 0). Phase 2 injects at half that rate
+and reports latency inbound -> reply sent (p50/p95/p99). Uses DATABASE_URL / REDIS_URL when set, embedded
+servers otherwise.
+
+    .venv/bin/python -m bench.pipeline --stores 20 --chats 50 --per-chat 20 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from app.contracts import sim_outbound_stream
+from app.kit.db import create_engine, create_sessionmaker
+from app.kit.redis import create_redis
+from bench.common import bench_servers
+from bench.harness import Processes, as_dict, check, create_stores, inject, reply_count, wait_connected
+
+
+async def _reset(database_url: str, redis_url: str) -> None:
+    engine, redis = create_engine(database_url), create_redis(redis_url)
+    await redis.flushdb()
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE tenants CASCADE"))
+    await redis.aclose()
+    await engine.dispose()
+
+
+async def _run(args: argparse.Namespace, database_url: str, redis_url: str, logs: Path) -> dict[str, Any]:
+    await _reset(database_url, redis_url)
+    engine, redis = create_engine(database_url), create_redis(redis_url)
+    sessionmaker = create_sessionmaker(engine)
+    processes = Processes(database_url, redis_url, logs, {"MOSTRADOR_SESSIONS_MAX_STORES": str(args.stores)})
+    try:
+        stores = await create_stores(sessionmaker, redis, args.stores)
+        processes.start("sessions", "sessions")
+        for n in range(args.workers):
+            processes.start(f"worker-{n}", "worker")
+        await wait_connected(sessionmaker, stores)
+        await asyncio.sleep(3)  # workers take their leases
+
+        # Phase 1: throughput.
+        total = args.stores * args.chats * args.per_chat
+        started = time.monotonic()
+        await inject(redis, stores, args.chats, args.per_chat)
+        injected = time.monotonic() - started
+        while (done := await reply_count(redis, stores)) < total:
+            if time.monotonic() - started > args.timeout:
+                break
+            await asyncio.sleep(0.2)
+        elapsed = time.monotonic() - started
+        outcome = await check(redis, sessionmaker, stores, args.chats, args.per_chat)
+        rate = done / elapsed
+
+        # Phase 2: latency at half that rate, on fresh chats.
+        latency_rate = rate / 2
+        chats2 = args.chats
+        per_chat2 = max(1, int(latency_rate * args.latency_seconds / (args.stores * chats2)))
+        base_chat = 10_000
+        before = {s: await redis.xlen(sim_outbound_stream(s)) for s in stores}
+        wall_started = time.time()
+        sent_at = await _inject_offset(redis, stores, chats2, per_chat2, latency_rate, base_chat)
+        expected2 = args.stores * chats2 * per_chat2
+        deadline = time.monotonic() + args.timeout
+        while await reply_count(redis, stores) - sum(before.values()) < expected2:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        latencies = []
+        for store_id in stores:
+            entries: Any = await redis.xrange(sim_outbound_stream(store_id), min="-", max="+")
+            for _, fields in entries[before[store_id] :]:
+                key = (store_id.hex, fields["text"])
+                if key in sent_at:
+                    latencies.append(int(fields["ts"]) / 1000 - sent_at[key])
+        latencies.sort()
+
+        def pct(p: float) -> float:
+            return (
+                round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
+                if latencies
+                else -1
+            )
+
+        return {
+            "benchmark": "pipeline",
+            "stores": args.stores,
+            "chats_per_store": args.chats,
+            "messages_per_chat": args.per_chat,
+            "workers": args.workers,
+            "throughput": {
+                "messages": total,
+                "replies_seen": done,
+                "seconds": round(elapsed, 2),
+                "injection_seconds": round(injected, 2),
+                "messages_per_second": round(rate, 1),
+                **as_dict(outcome),
+            },
+            "latency_at_half_rate": {
+                "target_rate": round(latency_rate, 1),
+                "messages": expected2,
+                "measured": len(latencies),
+                "injection_seconds": round(time.time() - wall_started, 1),
+                "p50_ms": pct(0.50),
+                "p95_ms": pct(0.95),
+                "p99_ms": pct(0.99),
+                "mean_ms": round(1000 * statistics.fmean(latencies), 1) if latencies else -1,
+            },
+        }
+    finally:
+        processes.stop_all()
+        await redis.aclose()
+        await engine.dispose()
+
+
+async def _inject_offset(
+    redis: Any, stores: list[Any], chats: int, per_chat: int, rate: float, base: int
+) -> dict[tuple[str, str], float]:
+    """Like harness.inject at a steady rate, on chats numbered from `base`; wall-clock send times by (store, text)."""
+    from app.contracts import sim_inbound_stream
+    from bench.harness import chat_jid
+
+    sent: dict[tuple[str, str], float] = {}
+    started = time.monotonic()
+    count = 0
+    for n in range(per_chat):
+        for store_id in stores:
+            for chat in range(base, base + chats):
+                body = f"c{chat} m{n}"
+                await redis.xadd(
+                    sim_inbound_stream(store_id),
+                    {
+                        "id": f"T{store_id.hex[:8]}{chat:05d}{n:05d}".upper(),
+                        "from": chat_jid(chat),
+                        "name": "",
+                        "text": body,
+                        "ts": "1764300000000",
+                    },
+                )
+                sent[(store_id.hex, body)] = time.time()
+                count += 1
+                ahead = count / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+    return sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--stores", type=int, default=20)
+    parser.add_argument("--chats", type=int, default=50)
+    parser.add_argument("--per-chat", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--latency-seconds", type=float, default=20)
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="mostrador-pipeline-"))
+    with bench_servers() as (database_url, redis_url):
+        result = asyncio.run(_run(args, database_url, redis_url, logs))
+    result["logs"] = str(logs)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

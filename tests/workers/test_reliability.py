@@ -1,0 +1,71 @@
+"""Processes really killed in the middle of a load: nothing lost, nothing twice, every chat in order.
+
+A session manager (simulator) and workers run as `mostrador` subprocesses on real PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from app.contracts import worker_lease_key
+from app.kit.db import AsyncSessionMaker
+from bench.harness import Processes, as_dict, check, create_stores, inject, reply_count, wait_connected
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def processes(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Processes]:
+    group = Processes(database_url, redis_url, tmp_path / "logs")
+    yield group
+    group.stop_all()
+
+
+async def _wait_replies(redis: Redis, stores: list, count: int, timeout: float) -> int:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while time.monotonic() < deadline:
+        seen = await reply_count(redis, stores)
+        if seen >= count:
+            return seen
+        await asyncio.sleep(0.2)
+    return seen
+
+
+async def test_sigkill_of_a_worker_mid_load_loses_and_repeats_nothing(
+    processes: Processes, sessionmaker: AsyncSessionMaker, redis: Redis
+) -> None:
+    stores_n, chats, per_chat = 10, 20, 10
+    stores = await create_stores(sessionmaker, redis, stores_n)
+    processes.start("sessions", "sessions")
+    first, second = processes.start("worker-0", "worker"), processes.start("worker-1", "worker")
+    await wait_connected(sessionmaker, stores)
+
+    async def split() -> bool:
+        owners = await redis.mget([worker_lease_key(s) for s in stores])
+        pids = {int(o.split(":")[1]) for o in owners if o}
+        return None not in owners and pids == {first.pid, second.pid}
+
+    deadline = time.monotonic() + 60
+    while not await split():
+        assert time.monotonic() < deadline, "the two workers never split the stores"
+        await asyncio.sleep(0.2)
+
+    total = stores_n * chats * per_chat
+    await inject(redis, stores, chats, per_chat)
+    await _wait_replies(redis, stores, total // 4, timeout=120)
+    processes.kill("worker-0", signal.SIGKILL)  # mid-load: in-flight handlers die with it
+
+    seen = await _wait_replies(redis, stores, total, timeout=240)
+    await asyncio.sleep(2)  # anything sent twice would show up now
+    outcome = await check(redis, sessionmaker, stores, chats, per_chat)
+    assert outcome.clean, as_dict(outcome)
+    assert seen == total and outcome.received == total
+    assert outcome.inbound_not_handled == 0
