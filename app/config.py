@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     )
 
     # The simulator's network: pairing windows like WhatsApp's, shortened by tests.
+    sim_redis_url: str | None = Field(
+        None,
+        description="Simulator: Redis holding the simulated WhatsApp network (default: REDIS_URL). A separate one "
+        "lets tests wipe our Redis while the 'network' keeps its queued messages, as WhatsApp would.",
+    )
     sim_qr_first_seconds: float = Field(60, gt=0, description="Simulator: lifetime of the first QR code.")
     sim_qr_next_seconds: float = Field(20, gt=0, description="Simulator: lifetime of each following QR code.")
     sim_qr_count: int = Field(6, ge=1, description="Simulator: QR codes shown before the pairing times out.")

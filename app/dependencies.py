@@ -39,6 +39,11 @@ def get_redis(state: StateDep) -> Redis:
     return state.redis
 
 
+def get_sim_redis(state: StateDep) -> Redis:
+    return state.sim_redis
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
+SimRedisDep = Annotated[Redis, Depends(get_sim_redis)]

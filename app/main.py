@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.bots.endpoints import router as bots_router
 from app.config import Settings, WhatsAppDriver
 from app.health.endpoints import router as health_router
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
 from app.kit.redis import create_redis
+from app.orders.endpoints import router as orders_router
 from app.sim.endpoints import router as sim_router
 from app.state import AppState
 from app.stores.endpoints import router as stores_router
@@ -24,12 +26,19 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(database_url, application_name="mostrador-api")
         redis = create_redis(redis_url)
+        sim_redis = create_redis(settings.sim_redis_url) if settings.sim_redis_url else redis
         app.state.mostrador = AppState(
-            settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine), redis=redis
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            redis=redis,
+            sim_redis=sim_redis,
         )
         try:
             yield
         finally:
+            if sim_redis is not redis:
+                await sim_redis.aclose()
             await redis.aclose()
             await engine.dispose()
 
@@ -42,6 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(stores_router)
+    app.include_router(bots_router)
+    app.include_router(orders_router)
     if settings.whatsapp_driver is WhatsAppDriver.simulator:
         # The simulator's controls would let anyone fake customers and phones: never on the real network.
         app.include_router(sim_router)

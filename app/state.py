@@ -17,3 +17,5 @@ class AppState:
     engine: AsyncEngine
     sessionmaker: AsyncSessionMaker
     redis: Redis
+    # The simulated WhatsApp network's Redis (the same client unless MOSTRADOR_SIM_REDIS_URL is set).
+    sim_redis: Redis

@@ -88,8 +88,11 @@ class Processes:
                 proc.wait()
 
 
-async def create_stores(sessionmaker: AsyncSessionMaker, redis: Redis, count: int) -> list[uuid.UUID]:
-    """Stores already paired in the simulator, with the echo bot and unpaced sending."""
+async def create_stores(
+    sessionmaker: AsyncSessionMaker, redis: Redis, count: int, *, queue_redis: Redis | None = None
+) -> list[uuid.UUID]:
+    """Stores already paired in the simulator (`redis`: the simulated network's), with the echo bot and unpaced
+    sending; their streams are created in `queue_redis` (default: the same Redis)."""
     ids = []
     async with transaction(sessionmaker) as session:
         tenant = Tenant(name="load")
@@ -106,7 +109,7 @@ async def create_stores(sessionmaker: AsyncSessionMaker, redis: Redis, count: in
             ids.append(store.id)
             await redis.set(sim_device_key(device), json.dumps({"store_id": str(store.id), "phone": phone}))
     for store_id in ids:
-        await create_store_streams(redis, store_id)
+        await create_store_streams(queue_redis or redis, store_id)
     return ids
 
 

@@ -171,12 +171,12 @@ class EmbeddedPostgres:
                 return  # stale pid file: PostgreSQL itself removes it on start
             time.sleep(0.1)
 
-    def start(self, timeout: float = 60) -> str:
+    def start(self, timeout: float = 60, *, port: int | None = None) -> str:
         self.root.mkdir(parents=True, exist_ok=True)
         self._check_reachable()
         self._init()
         self._wait_for_previous_instance()
-        self.port = free_port()
+        self.port = port or free_port()
         self._log = self.logfile.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -241,9 +241,9 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 30) -> str:
+    def start(self, timeout: float = 30, *, port: int | None = None) -> str:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self._log = self.logfile.open("ab")
         self.proc = subprocess.Popen(
             [

@@ -17,7 +17,7 @@ def build_driver(settings: Settings, database_url: str, redis_url: str) -> Drive
     if settings.whatsapp_driver is WhatsAppDriver.simulator:
         from sessions.drivers.simulator import SimulatorDriver
 
-        return SimulatorDriver(settings, redis_url)
+        return SimulatorDriver(settings, settings.sim_redis_url or redis_url)
     from sessions.drivers.neonize import NeonizeDriver
 
     return NeonizeDriver(database_url, max_stores=settings.sessions_max_stores)

@@ -119,9 +119,27 @@ class Outbox:
     async def _run_lane(self, session: StoreSession, lane: ChatLane) -> None:
         while True:
             entry_id, message_id = await lane.queue.get()
-            await self._send(session, lane.chat_jid, entry_id, message_id)
+            try:
+                await self._send(session, lane.chat_jid, entry_id, message_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # PostgreSQL or Redis went away mid-send: the entry stays unacknowledged and the row says where
+                # it stopped; the store is re-taken (and its pending entries re-read) once they are back.
+                log.warning("sending failed; left for recovery", message_id=str(message_id), exc_info=True)
 
     async def _send(self, session: StoreSession, chat_jid: str, entry_id: str, message_id: uuid.UUID) -> None:
+        # Earlier replies of this chat still pending (their entries lost with a Redis, or re-queued late by a
+        # sweeper) go first: the entry is a trigger, the order is the conversation's.
+        async with transaction(self.manager.sessionmaker) as db:
+            earlier = await SessionsRepository(db).earlier_pending(message_id)
+        for older in earlier:
+            await self._deliver(session, chat_jid, older)
+        await self._deliver(session, chat_jid, message_id)
+        await self._ack(session.store_id, entry_id)
+
+    async def _deliver(self, session: StoreSession, chat_jid: str, message_id: uuid.UUID) -> None:
+        """Send one reply row at most once: pending -> sending -> sent, or failed after its attempts."""
         sessionmaker = self.manager.sessionmaker
         error = "not sent"
         for attempt in range(SEND_ATTEMPTS):
@@ -133,7 +151,6 @@ class Outbox:
                 )
             if claimed is None:  # not pending: sent already, or a send interrupted by a crash
                 await self._settle_unclaimable(message_id)
-                await self._ack(session.store_id, entry_id)
                 return
             await self._pace(session, claimed.chat_jid, claimed.text)
             try:
@@ -151,12 +168,10 @@ class Outbox:
                 await SessionsRepository(db).finish_sending(
                     message_id, MessageStatus.sent, sent_at=sent.timestamp, wa_id=sent.wa_id
                 )
-            await self._ack(session.store_id, entry_id)
             return
         async with transaction(sessionmaker) as db:
             await SessionsRepository(db).fail_unsent(message_id, error)
         log.warning("outbound message failed", message_id=str(message_id), error=error)
-        await self._ack(session.store_id, entry_id)
 
     async def _settle_unclaimable(self, message_id: uuid.UUID) -> None:
         async with transaction(self.manager.sessionmaker) as db:

@@ -174,6 +174,21 @@ class SessionsRepository:
         ).scalar_one()
         return OutboundToSend(id=message_id, chat_jid=chat_jid, text=row.text or "", wa_id=wa_id)
 
+    async def earlier_pending(self, message_id: uuid.UUID) -> list[uuid.UUID]:
+        """Pending replies of the same chat written before this one, oldest first."""
+        this = select(Message.conversation_id, Message.seq).where(Message.id == message_id).subquery()
+        query = (
+            select(Message.id)
+            .join(this, Message.conversation_id == this.c.conversation_id)
+            .where(
+                Message.direction == Direction.outbound,
+                Message.status == MessageStatus.pending,
+                Message.seq < this.c.seq,
+            )
+            .order_by(Message.seq)
+        )
+        return list((await self.session.execute(query)).scalars())
+
     async def outbound_status(self, message_id: uuid.UUID) -> str | None:
         return (await self.session.execute(select(Message.status).where(Message.id == message_id))).scalar()
 

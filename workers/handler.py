@@ -1,8 +1,8 @@
 """`inbound.handle`: run the store's bot on one message and commit every effect in one transaction.
 
 The effects (the inbound row `handled`, the bot's new state, the reply rows `pending`, the conversation's
-watermark) commit together or not at all; the message row is locked first and a message already `handled` is
-skipped, so a redelivered entry (a crash after commit, before the acknowledgement) changes nothing. Replies
+watermark) commit together or not at all. The conversation row is locked first, and only messages still
+waiting are handled, so a redelivered entry (a crash after commit, before the acknowledgement) changes nothing. Replies
 go on the store's outbox only after the commit; a reply whose outbox entry was lost is re-queued by the
 sweeper (it is still `pending`).
 """
@@ -38,53 +38,56 @@ class InboundHandler:
     async def handle(self, message_id: str, chat_jid: str, wa_id: str = "") -> None:
         async with transaction(self.sessionmaker) as session:
             repository = WorkerRepository(session)
-            inbound = await repository.lock_inbound(uuid.UUID(message_id))
-            if inbound is None or inbound.status == MessageStatus.handled:
+            target = await repository.inbound(uuid.UUID(message_id))
+            if target is None or target.status == MessageStatus.handled:
                 return  # gone, or a redelivery of a message whose effects are committed
-            conversation = await repository.lock_conversation(inbound.conversation_id)
-            if conversation.bot_paused:
-                # A person took the chat over (handoff): record the message, the bot stays quiet.
-                await repository.finish_inbound(
-                    inbound, state=None, paused=None, status=MessageStatus.handled
-                )
-                return
-            store = await repository.store(inbound.store_id)
+            conversation = await repository.lock_conversation(target.conversation_id)
+            # The stream entry is a trigger; the order is the conversation's. Older messages of this chat still
+            # waiting (their entries lost with a Redis, or re-queued late by a sweeper) are answered first.
+            backlog = await repository.unhandled_inbound(conversation.id, target.seq)
+            if not backlog:
+                return  # handled meanwhile by another handler that held the conversation
+            state, paused = dict(conversation.bot_state), conversation.bot_paused
+            store = await repository.store(target.store_id)
             bot, config = load_bot(store.bot_kind, store.bot_config)
+            now = self.clock()
             context = BotContext(
-                store_id=store.id,
-                store_name=store.name,
-                language=language_of(config),
-                now=self.clock(),
-            )
-            message = BotMessage(
-                text=inbound.text or "",
-                type=inbound.type,
-                chat_jid=conversation.chat_jid,
-                customer_name=conversation.customer_name,
-                received_at=inbound.wa_timestamp or inbound.created_at,
+                store_id=store.id, store_name=store.name, language=language_of(config), now=now
             )
             tools = DatabaseBotTools(
                 session,
                 store_id=store.id,
                 conversation_id=conversation.id,
                 chat_jid=conversation.chat_jid,
-                now=context.now,
+                now=now,
             )
-            reply = await bot.handle(context, config, dict(conversation.bot_state), message, tools)
-            reply_ids = await repository.add_replies(
-                store_id=store.id, conversation_id=conversation.id, reply_to=inbound.id, texts=reply.replies
-            )
-            await repository.finish_inbound(
-                inbound,
-                state=reply.state,
-                paused=True if reply.handoff else None,
-                status=MessageStatus.handled,
+            reply_ids: list[uuid.UUID] = []
+            for inbound in backlog:
+                if not paused:  # paused: a person took the chat over (handoff); the bot stays quiet
+                    message = BotMessage(
+                        text=inbound.text or "",
+                        type=inbound.type,
+                        chat_jid=conversation.chat_jid,
+                        customer_name=conversation.customer_name,
+                        received_at=inbound.wa_timestamp or inbound.created_at,
+                    )
+                    reply = await bot.handle(context, config, state, message, tools)
+                    state, paused = reply.state, paused or reply.handoff
+                    reply_ids += await repository.add_replies(
+                        store_id=store.id,
+                        conversation_id=conversation.id,
+                        reply_to=inbound.id,
+                        texts=reply.replies,
+                    )
+                await repository.mark_handled(inbound.id)
+            await repository.save_conversation(
+                conversation.id, state=state, handled_seq=backlog[-1].seq, paused=paused
             )
         # Committed: only now may the session manager see the replies.
         try:
             for reply_id in reply_ids:
                 await self.redis.xadd(
-                    outbox_stream(inbound.store_id),
+                    outbox_stream(target.store_id),
                     outbox_entry(message_id=reply_id, chat_jid=conversation.chat_jid),  # type: ignore[arg-type]
                 )
         except Exception:

@@ -52,18 +52,36 @@ class WorkerRepository:
     async def store_ids(self) -> list[uuid.UUID]:
         return list((await self.session.execute(select(Store.id))).scalars())
 
-    async def lock_inbound(self, message_id: uuid.UUID) -> InboundRow | None:
-        """The inbound row, locked: two handlers of one message (a takeover race) run one after the other."""
+    async def inbound(self, message_id: uuid.UUID) -> InboundRow | None:
+        """The inbound row, not locked: the conversation is locked first (see `unhandled_inbound`)."""
         query = (
             select(
                 Message.id, Message.store_id, Message.conversation_id, Message.seq, Message.status, Message.type,
                 Message.text, Message.wa_timestamp, Message.created_at,
             )
             .where(Message.id == message_id, Message.direction == Direction.inbound)
-            .with_for_update()
         )  # fmt: skip
         row = (await self.session.execute(query)).one_or_none()
         return InboundRow(*row) if row else None
+
+    async def unhandled_inbound(self, conversation_id: uuid.UUID, up_to_seq: int) -> list[InboundRow]:
+        """The chat's messages still waiting, up to `up_to_seq`, oldest first, locked. Called with the
+        conversation locked, so concurrent handlers of one chat (a takeover race) take turns, never deadlock."""
+        query = (
+            select(
+                Message.id, Message.store_id, Message.conversation_id, Message.seq, Message.status, Message.type,
+                Message.text, Message.wa_timestamp, Message.created_at,
+            )
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == Direction.inbound,
+                Message.seq <= up_to_seq,
+                Message.status.in_([MessageStatus.received, MessageStatus.queued]),
+            )
+            .order_by(Message.seq)
+            .with_for_update()
+        )  # fmt: skip
+        return [InboundRow(*row) for row in (await self.session.execute(query)).all()]
 
     async def lock_conversation(self, conversation_id: uuid.UUID) -> ConversationRow:
         query = (
@@ -97,19 +115,24 @@ class WorkerRepository:
         await self.session.execute(insert(Message), rows)
         return [row["id"] for row in rows]
 
-    async def finish_inbound(
-        self, inbound: InboundRow, *, state: dict[str, Any] | None, paused: bool | None, status: MessageStatus
+    async def mark_handled(self, message_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(status=MessageStatus.handled.value, error=None)
+        )
+
+    async def save_conversation(
+        self, conversation_id: uuid.UUID, *, state: dict[str, Any], handled_seq: int, paused: bool
     ) -> None:
         await self.session.execute(
-            update(Message).where(Message.id == inbound.id).values(status=status.value, error=None)
-        )
-        values: dict[str, Any] = {"handled_seq": func.greatest(Conversation.handled_seq, inbound.seq)}
-        if state is not None:
-            values["bot_state"] = state
-        if paused is not None:
-            values["bot_paused"] = paused
-        await self.session.execute(
-            update(Conversation).where(Conversation.id == inbound.conversation_id).values(**values)
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(
+                bot_state=state,
+                bot_paused=paused,
+                handled_seq=func.greatest(Conversation.handled_seq, handled_seq),
+            )
         )
 
     async def mark_dead(self, message_id: uuid.UUID, error: str) -> None:

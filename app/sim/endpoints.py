@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from app.auth.dependencies import CurrentTenant
-from app.dependencies import RedisDep, SessionDep
+from app.dependencies import SessionDep, SimRedisDep
 from app.sim.schemas import (
     ChatJid,
     FaultAccepted,
@@ -35,7 +35,7 @@ async def scan(
     store_id: str,
     tenant: CurrentTenant,
     session: SessionDep,
-    redis: RedisDep,
+    redis: SimRedisDep,
     body: ScanRequest | None = None,
 ) -> ScanAccepted:
     phone = await sim_service.scan(
@@ -51,7 +51,7 @@ async def scan(
     responses=_NOT_FOUND,
 )
 async def inbound(
-    store_id: str, body: InboundRequest, tenant: CurrentTenant, session: SessionDep, redis: RedisDep
+    store_id: str, body: InboundRequest, tenant: CurrentTenant, session: SessionDep, redis: SimRedisDep
 ) -> InboundAccepted:
     message_id = await sim_service.inbound(
         session,
@@ -71,7 +71,7 @@ async def outbound(
     store_id: str,
     tenant: CurrentTenant,
     session: SessionDep,
-    redis: RedisDep,
+    redis: SimRedisDep,
     chat: Annotated[ChatJid | None, Query(description="Only this chat: a phone number or a JID.")] = None,
 ) -> OutboundPage:
     items = await sim_service.outbound(session, redis, tenant=tenant, store_id=store_id, chat_jid=chat)
@@ -85,7 +85,7 @@ async def outbound(
     responses=_NOT_FOUND,
 )
 async def fault(
-    store_id: str, body: FaultRequest, tenant: CurrentTenant, session: SessionDep, redis: RedisDep
+    store_id: str, body: FaultRequest, tenant: CurrentTenant, session: SessionDep, redis: SimRedisDep
 ) -> FaultAccepted:
     await sim_service.fault(session, redis, tenant=tenant, store_id=store_id, kind=body.kind)
     return FaultAccepted(kind=body.kind)

@@ -1,0 +1,126 @@
+"""Servers lost in the middle of a load: a Redis that comes back empty, a PostgreSQL that restarts.
+
+PostgreSQL is the record and Redis the work queue (shared/DESIGN.md, invariant 1): whatever Redis loses, the
+sweepers put back from PostgreSQL; while PostgreSQL is away, inbound messages stay unacknowledged on the
+(simulated) WhatsApp network, which delivers them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.engine import make_url
+
+from app.kit.db import create_engine, create_sessionmaker
+from app.kit.migrations import upgrade_async
+from app.kit.redis import create_redis
+from bench.harness import Processes, as_dict, check, create_stores, inject, reply_count, wait_connected
+from mostrador.embedded import EmbeddedPostgres, EmbeddedRedis
+
+pytestmark = pytest.mark.slow
+
+STORES, CHATS, PER_CHAT = 5, 10, 12
+FAST_RECOVERY = {
+    "MOSTRADOR_WORKER_SWEEP_AFTER_SECONDS": "3",
+    "MOSTRADOR_SESSIONS_LEASE_TTL_SECONDS": "4",
+    "MOSTRADOR_WORKER_LEASE_TTL_SECONDS": "4",
+}
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="mostrador-outage-"))
+    os.chmod(root, 0o755)  # as root, the embedded PostgreSQL runs unprivileged
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+async def _wait_replies(redis: Redis, stores: list, count: int, timeout: float) -> int:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while time.monotonic() < deadline:
+        seen = await reply_count(redis, stores)
+        if seen >= count:
+            break
+        await asyncio.sleep(0.2)
+    return seen
+
+
+async def test_redis_restarted_with_its_data_lost(
+    database_url: str, redis_url: str, redis: Redis, sessionmaker: object, scratch: Path, tmp_path: Path
+) -> None:
+    # Our queue gets a Redis of its own that we can wipe; the simulated network stays on the test Redis.
+    queue_server = EmbeddedRedis(scratch)
+    queue_url = queue_server.start()
+    queue = create_redis(queue_url)
+    processes = Processes(
+        database_url, queue_url, tmp_path / "logs", {**FAST_RECOVERY, "MOSTRADOR_SIM_REDIS_URL": redis_url}
+    )
+    try:
+        stores = await create_stores(sessionmaker, redis, STORES, queue_redis=queue)  # type: ignore[arg-type]
+        processes.start("sessions", "sessions")
+        processes.start("worker", "worker")
+        await wait_connected(sessionmaker, stores)  # type: ignore[arg-type]
+        await asyncio.sleep(2)
+        total = STORES * CHATS * PER_CHAT
+        await inject(redis, stores, CHATS, PER_CHAT)
+        await _wait_replies(redis, stores, total // 4, timeout=120)
+
+        queue_server.proc.kill()  # type: ignore[union-attr]  # gone, with everything it held
+        queue_server.proc.wait()  # type: ignore[union-attr]
+        port = queue_server.port
+        queue_server.stop()
+        shutil.rmtree(queue_server.dir)
+        await asyncio.sleep(2)
+        queue_server.start(port=port)  # back, empty
+
+        seen = await _wait_replies(redis, stores, total, timeout=180)
+        await asyncio.sleep(3)
+        outcome = await check(redis, sessionmaker, stores, CHATS, PER_CHAT)  # type: ignore[arg-type]
+        assert outcome.clean and seen == total, as_dict(outcome)
+    finally:
+        processes.stop_all()
+        await queue.aclose()
+        queue_server.stop()
+
+
+async def test_postgres_restarted_mid_load(redis: Redis, redis_url: str, scratch: Path) -> None:
+    postgres = EmbeddedPostgres(scratch / "pg")
+    server_url = postgres.start()
+    port = postgres.port
+    database_url = make_url(server_url).render_as_string(hide_password=False)
+    await upgrade_async(database_url)
+    engine = create_engine(database_url)
+    sessionmaker = create_sessionmaker(engine)
+    processes = Processes(database_url, redis_url, scratch / "logs")
+    try:
+        stores = await create_stores(sessionmaker, redis, STORES)
+        processes.start("sessions", "sessions")
+        processes.start("worker", "worker")
+        await wait_connected(sessionmaker, stores)
+        await asyncio.sleep(2)
+        total = STORES * CHATS * PER_CHAT
+        await inject(redis, stores, CHATS, PER_CHAT)
+        await _wait_replies(redis, stores, total // 4, timeout=120)
+
+        await engine.dispose()
+        postgres.stop()  # fast shutdown: every connection is cut
+        await asyncio.sleep(3)
+        postgres.start(port=port)
+
+        seen = await _wait_replies(redis, stores, total, timeout=180)
+        await asyncio.sleep(3)
+        outcome = await check(redis, sessionmaker, stores, CHATS, PER_CHAT)
+        assert outcome.clean and seen == total, as_dict(outcome)
+    finally:
+        processes.stop_all()
+        await engine.dispose()
+        postgres.stop()
