@@ -1,7 +1,9 @@
 """Every table, imported here so that Alembic's autogenerate sees the whole schema."""
 
 from app.models.base import Base
+from app.models.booking import Booking, BookingStatus
 from app.models.message import Conversation, Direction, Message, MessageStatus
+from app.models.order import Order, OrderCounter
 from app.models.store import DesiredState, Store, StoreStatus
 from app.models.tenant import ApiKey, Tenant, User, UserRole
 from app.models.webhook import Webhook, WebhookDelivery
@@ -9,11 +11,15 @@ from app.models.webhook import Webhook, WebhookDelivery
 __all__ = [
     "ApiKey",
     "Base",
+    "Booking",
+    "BookingStatus",
     "Conversation",
     "DesiredState",
     "Direction",
     "Message",
     "MessageStatus",
+    "Order",
+    "OrderCounter",
     "Store",
     "StoreStatus",
     "Tenant",

@@ -1,0 +1,1 @@
+"""Bots: which bot answers a store's customers, and its configuration (the bots themselves live in workers/)."""

@@ -1,0 +1,154 @@
+"""The bots' configuration models: pure pydantic, validated when the API writes a store's bot.
+
+They live in app/ (not next to the bots in workers/bots/) because the API validates them and must not import
+workers/; the bots import them from here. Every model forbids unknown fields, so a typo is an error with the
+field's path instead of a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Language = Literal["es", "en"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEFAULT_TIMEZONE = "America/Argentina/Buenos_Aires"
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def _hhmm(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError("expected a time of day as HH:MM (00:00 to 23:59)")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("expected an IANA time zone name, like America/Argentina/Buenos_Aires") from exc
+    return value
+
+
+HourMinute = Annotated[str, AfterValidator(_hhmm)]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Localized(_Config):
+    language: Language = Field("es", description="The language the bot answers in: es (default) or en.")
+
+
+# --- echo ---------------------------------------------------------------------------------------------------
+class EchoConfig(_Config):
+    """Nothing to configure: the bot answers with the customer's own text."""
+
+
+# --- menu ---------------------------------------------------------------------------------------------------
+class MenuOption(_Config):
+    title: Name = Field(description="Shown in the numbered list.")
+    keywords: list[Name] = Field(default_factory=list, description="Words that choose it besides its number.")
+    answer: Text | None = Field(None, description="Sent when the option is chosen.")
+    options: list[MenuOption] = Field(default_factory=list, max_length=30, description="A submenu.")
+    handoff: bool = Field(False, description="Hand the chat to a person (the bot pauses for this chat).")
+
+    @model_validator(mode="after")
+    def _leads_somewhere(self) -> MenuOption:
+        if self.answer is None and not self.options and not self.handoff:
+            raise ValueError("an option needs an answer, a submenu (options) or handoff")
+        return self
+
+
+class MenuConfig(_Localized):
+    greeting: Text = Field(
+        description="Sent once, before the menu, to a customer who writes for the first time."
+    )
+    options: list[MenuOption] = Field(min_length=1, max_length=30)
+    handoff_message: Text | None = Field(None, description="Answer to 'humano'/'agent'; a default otherwise.")
+
+
+# --- booking ------------------------------------------------------------------------------------------------
+class BookableService(_Config):
+    name: Name
+    duration_minutes: int = Field(ge=5, le=12 * 60)
+
+
+class OpeningRange(_Config):
+    """Accepted as a pair too: ["09:00", "13:00"]."""
+
+    start: HourMinute
+    end: HourMinute
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and len(value) == 2:
+            return {"start": value[0], "end": value[1]}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OpeningRange:
+        if self.end <= self.start:  # zero-padded HH:MM strings compare like times
+            raise ValueError("end must be after start (a range cannot cross midnight)")
+        return self
+
+
+class BookingConfig(_Localized):
+    services: list[BookableService] = Field(min_length=1, max_length=30)
+    opening_hours: dict[Weekday, list[OpeningRange]] = Field(
+        description='Per weekday, e.g. {"mon": [["09:00", "13:00"], ["16:00", "20:00"]]}; missing days are closed.'
+    )
+    slot_minutes: int = Field(30, ge=5, le=12 * 60, description="Bookings start every this many minutes.")
+    timezone: Annotated[str, AfterValidator(_timezone)] = DEFAULT_TIMEZONE
+    days_ahead: int = Field(7, ge=1, le=60, description="How many open days to offer.")
+    greeting: Text | None = None
+
+    @model_validator(mode="after")
+    def _unique_services(self) -> BookingConfig:
+        names = [service.name.casefold() for service in self.services]
+        if len(set(names)) != len(names):
+            raise ValueError("service names must be unique")
+        return self
+
+
+# --- orders -------------------------------------------------------------------------------------------------
+class CatalogItem(_Config):
+    id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    name: Name
+    price_cents: int = Field(ge=0)
+    category: Name | None = None
+
+
+class OrdersConfig(_Localized):
+    catalog: list[CatalogItem] = Field(min_length=1, max_length=200)
+    currency: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5)] = "$"
+    delivery_enabled: bool = True
+    delivery_fee_cents: int = Field(0, ge=0)
+    pickup_enabled: bool = True
+    greeting: Text | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OrdersConfig:
+        ids = [item.id.casefold() for item in self.catalog]
+        if len(set(ids)) != len(ids):
+            raise ValueError("catalog item ids must be unique")
+        if not (self.delivery_enabled or self.pickup_enabled):
+            raise ValueError("enable delivery, pickup or both")
+        return self
+
+
+CONFIG_MODELS: dict[str, type[BaseModel]] = {
+    "echo": EchoConfig,
+    "menu": MenuConfig,
+    "booking": BookingConfig,
+    "orders": OrdersConfig,
+}

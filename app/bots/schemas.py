@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class BotKind(StrEnum):
+    echo = "echo"
+    menu = "menu"
+    booking = "booking"
+    orders = "orders"
+
+
+_CONFIG_DESCRIPTION = (
+    "The kind's settings, checked against its model: echo takes none; menu takes greeting, options (each with "
+    "title, keywords, answer, options, handoff) and handoff_message; booking takes services (name, "
+    "duration_minutes), opening_hours, slot_minutes, timezone, days_ahead, greeting; orders takes catalog "
+    "(id, name, price_cents, category), currency, delivery_enabled, delivery_fee_cents, pickup_enabled, "
+    "greeting. Menu, booking and orders take language: es (default) or en."
+)
+
+
+class BotUpdate(BaseModel):
+    kind: BotKind = Field(description="Which bot answers the store's customers.")
+    config: dict[str, Any] = Field(default_factory=dict, description=_CONFIG_DESCRIPTION)
+
+
+class BotRead(BaseModel):
+    kind: str
+    config: dict[str, Any] = Field(description="As validated: defaults filled in.")

@@ -1,0 +1,1 @@
+"""Orders and bookings: what the stores' bots recorded, listed for the store."""
