@@ -143,7 +143,13 @@ async def test_sigterm_hands_the_stores_over_quickly(
         lambda: _all_connected_by(sessionmaker, redis, stores, {leaving.pid}), timeout=60, what="connected"
     )
     staying = managers.start()
-    await asyncio.sleep(1)  # the new replica's first heartbeat
+    # Measure the hand-over, not the new replica's start-up: wait for its first heartbeat.
+    await wait_for(
+        lambda: _heartbeat_of(redis, staying.pid),
+        timeout=30,
+        interval=0.1,
+        what="the new replica's heartbeat",
+    )
 
     leaving.send_signal(signal.SIGTERM)
     asked_at = time.monotonic()
@@ -164,3 +170,8 @@ async def test_sigterm_hands_the_stores_over_quickly(
     # Well under the lease lifetime (10 s): the leases were released, not left to expire.
     assert handover < 6
     assert await redis.lrange(SIM_CONFLICTS_KEY, 0, -1) == []
+
+
+async def _heartbeat_of(redis: Redis, pid: int) -> bool:
+    members = await redis.zrange("managers:sessions", 0, -1)
+    return any(_pid(member) == pid for member in members)
