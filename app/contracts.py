@@ -55,6 +55,11 @@ def worker_lease_key(store_id: uuid.UUID | str) -> str:
     return f"lease:worker:store-{store_id}"
 
 
+def lease_store_id(key: str) -> uuid.UUID:
+    """The store a lease key covers: `lease:<sessions|worker>:store-<id>` -> `<id>`."""
+    return uuid.UUID(key.split(":store-", 1)[1])
+
+
 async def create_store_streams(redis: Redis, store_id: uuid.UUID | str) -> None:
     """Create a store's streams with their consumer groups (taskiq creates groups only at its start-up)."""
     for stream, group in (

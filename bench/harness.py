@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text
 
 from app.contracts import create_store_streams, sim_device_key, sim_inbound_stream, sim_outbound_stream
 from app.kit.db import AsyncSessionMaker, transaction
-from app.models import Message, Store, Tenant
+from app.models import DesiredState, Message, Store, Tenant
 
 # Replies go out as fast as the pipeline allows: no typing pauses, no pacing (the benchmark measures us).
 UNPACED = {
@@ -89,7 +89,12 @@ class Processes:
 
 
 async def create_stores(
-    sessionmaker: AsyncSessionMaker, redis: Redis, count: int, *, queue_redis: Redis | None = None
+    sessionmaker: AsyncSessionMaker,
+    redis: Redis,
+    count: int,
+    *,
+    queue_redis: Redis | None = None,
+    desired_state: DesiredState = DesiredState.linked,
 ) -> list[uuid.UUID]:
     """Stores already paired in the simulator (`redis`: the simulated network's), with the echo bot and unpaced
     sending; their streams are created in `queue_redis` (default: the same Redis)."""
@@ -102,7 +107,7 @@ async def create_stores(
             phone = f"+54977{n:08d}"
             device = f"{phone[1:]}:3@s.whatsapp.net"
             store = Store(
-                id=uuid.uuid4(), tenant_id=tenant.id, name=f"Store {n}", desired_state="linked",
+                id=uuid.uuid4(), tenant_id=tenant.id, name=f"Store {n}", desired_state=desired_state.value,
                 device_jid=device, phone_number=phone, bot_kind="echo", bot_config={}, settings=UNPACED,
             )  # fmt: skip
             session.add(store)

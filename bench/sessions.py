@@ -17,16 +17,16 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 
 import psutil
 from sqlalchemy import func, select, text, update
 
-from app.contracts import STORES_CHANGED_CHANNEL, create_store_streams, sim_device_key
+from app.contracts import STORES_CHANGED_CHANNEL
 from app.kit.db import create_engine, create_sessionmaker, transaction
 from app.kit.redis import create_redis
-from app.models import DesiredState, Store, Tenant
+from app.models import DesiredState, Store
 from bench.common import bench_servers
+from bench.harness import create_stores
 
 
 async def _prepare(database_url: str, redis_url: str, count: int) -> None:
@@ -35,21 +35,8 @@ async def _prepare(database_url: str, redis_url: str, count: int) -> None:
     await redis.flushdb()
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE tenants CASCADE"))
-    sessionmaker = create_sessionmaker(engine)
-    async with transaction(sessionmaker) as session:
-        tenant = Tenant(name="bench")
-        session.add(tenant)
-        await session.flush()
-        for n in range(count):
-            phone = f"+54911{n:08d}"
-            device = f"{phone[1:]}:7@s.whatsapp.net"
-            store = Store(
-                id=uuid.uuid4(), tenant_id=tenant.id, name=f"Store {n}", desired_state=DesiredState.unlinked.value,
-                device_jid=device, phone_number=phone,
-            )  # fmt: skip
-            session.add(store)
-            await redis.set(sim_device_key(device), json.dumps({"store_id": str(store.id), "phone": phone}))
-            await create_store_streams(redis, store.id)
+    # Paired, but not wanted yet: the clock starts when they are.
+    await create_stores(create_sessionmaker(engine), redis, count, desired_state=DesiredState.unlinked)
     await redis.aclose()
     await engine.dispose()
 

@@ -1,4 +1,9 @@
-"""Inbound messages: durable in PostgreSQL first, then queued on the store's stream (DESIGN.md invariant 1)."""
+"""Inbound messages: durable in PostgreSQL first, then queued on the store's stream (DESIGN.md invariant 1).
+
+Saves are group-committed (app/kit/batching.py): the messages handed over while a commit is in flight are
+written together by the next one, with one statement, and queued with one pipeline. A caller returns only
+when its message is durable, so a driver acknowledges nothing that could still be lost.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import structlog
 from redis.asyncio import Redis
 
 from app.contracts import inbound_entry, messages_stream
+from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, transaction
 from sessions.drivers.base import InboundMessage
 from sessions.repository import SessionsRepository
@@ -23,30 +29,51 @@ class InboundRecorder:
     def __init__(self, sessionmaker: AsyncSessionMaker, redis: Redis) -> None:
         self.sessionmaker = sessionmaker
         self.redis = redis
+        # fail_waiting: a chat's later message must not be committed when an earlier one failed (and is to be
+        # delivered again), or the chat's order (its `seq`) would break.
+        self._commits: GroupCommit[tuple[uuid.UUID, InboundMessage], None] = GroupCommit(
+            self._save_batch, fail_waiting=True
+        )
 
     async def save(self, store_id: uuid.UUID, message: InboundMessage) -> None:
-        """Commit the message, then queue it. Raises if it could not be committed (the driver then keeps it
-        unacknowledged); once committed, a failure to queue is left to the sweeper, so this returns."""
+        """Return once the message is committed (a redelivery of one already held is a no-op). Raises if it
+        could not be committed: the driver then keeps it unacknowledged. Once committed, a failure to queue it
+        is left to the sweeper. Messages handed over in order are committed in order."""
+        await self._commits.submit((store_id, message))
+
+    def close(self) -> None:
+        self._commits.close()
+
+    async def _save_batch(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> list[None]:
         async with transaction(self.sessionmaker) as session:
-            message_id = await SessionsRepository(session).save_inbound(store_id, message)
-        if message_id is None:
-            return  # a redelivery of a message we already hold; the first copy is queued or being swept
+            written = await SessionsRepository(session).save_inbound(batch)
+        queued = [
+            (store_id, message, message_id)
+            for (store_id, message), message_id in zip(batch, written, strict=True)
+            if message_id is not None  # None: a redelivery; the first copy is queued or being swept
+        ]
+        if queued:
+            await self._queue(queued)
+        return [None] * len(batch)
+
+    async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, uuid.UUID]]) -> None:
         try:
-            await self.redis.xadd(
-                messages_stream(store_id),
-                inbound_entry(message_id=message_id, chat_jid=message.chat_jid, wa_id=message.wa_id),  # type: ignore[arg-type]
-            )
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for store_id, message, message_id in queued:
+                    pipe.xadd(
+                        messages_stream(store_id),
+                        inbound_entry(message_id=message_id, chat_jid=message.chat_jid, wa_id=message.wa_id),  # type: ignore[arg-type]
+                    )
+                await pipe.execute()
         except Exception:
             log.warning(
-                "queueing an inbound message failed; the sweeper will",
-                message_id=str(message_id),
-                exc_info=True,
+                "queueing inbound messages failed; the sweeper will", count=len(queued), exc_info=True
             )
             try:
                 async with transaction(self.sessionmaker) as session:
-                    await SessionsRepository(session).mark_not_queued(message_id)
+                    await SessionsRepository(session).mark_not_queued([q[2] for q in queued])
             except Exception:  # the worker's sweeper finds rows `queued` for too long, too
-                log.warning("could not mark the message for the sweeper", message_id=str(message_id))
+                log.warning("could not mark the messages for the sweeper", count=len(queued))
 
     async def sweep(self, store_ids: list[uuid.UUID]) -> int:
         """Queue rows committed but never queued. An entry queued twice is harmless: handling is idempotent."""

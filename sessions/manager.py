@@ -93,6 +93,7 @@ class SessionManager:
                 asyncio.gather(*(self.sessions[s].stop() for s in store_ids), return_exceptions=True), 20
             )
         await self.outbox.close()
+        self.inbound.close()
         if store_ids:
             with contextlib.suppress(Exception):
                 async with transaction(self.sessionmaker) as session:
@@ -242,16 +243,7 @@ class SessionManager:
 
     # --- leases --------------------------------------------------------------------------------------------
     async def _renew_leases(self) -> None:
-        try:
-            lost = await self.leases.renew()
-        except Exception:
-            # Redis unreachable: past the lease's lifetime another manager may own the store.
-            lost = self.leases.expired()
-            self.log.warning("lease renewal failed", exc_info=True)
-        for key in lost:
-            store_id = uuid.UUID(key.removeprefix("lease:sessions:store-"))
-            self.log.warning("lease lost; dropping the store", store_id=str(store_id))
-            self.leases.forget(key)
+        for store_id in await self.leases.renew_all(self.log):
             session = self.sessions.pop(store_id, None)
             self.outbox.forget(store_id)
             if session is not None:

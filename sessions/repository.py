@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Conversation, DesiredState, Direction, Message, MessageStatus, Store, StoreStatus
 from sessions.drivers.base import InboundMessage
+
+# One round trip for a whole batch of inbound messages: their conversations are upserted (one row per chat,
+# the latest sender name, the newest timestamp), then the messages inserted in batch order. Rows are written
+# `queued` optimistically: the stream entries follow the commit, and should that XADD fail (or the process die
+# first), the rows are set back to `received` or found by the worker's sweeper.
+SAVE_INBOUND = text("""
+WITH input AS (
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:store_ids AS uuid[]), CAST(:chats AS text[]), CAST(:wa_ids AS text[]),
+        CAST(:senders AS text[]), CAST(:types AS text[]), CAST(:texts AS text[]), CAST(:media AS text[]),
+        CAST(:names AS text[]), CAST(:timestamps AS timestamptz[])
+    ) WITH ORDINALITY AS i(id, store_id, chat_jid, wa_id, sender_jid, type, text, media, name, ts, ord)
+), chats AS (
+    INSERT INTO conversations AS c
+        (id, store_id, chat_jid, customer_name, last_message_at, bot_state, handled_seq, bot_paused)
+    SELECT gen_random_uuid(), store_id, chat_jid,
+           (array_agg(name ORDER BY ord DESC) FILTER (WHERE name IS NOT NULL))[1], max(ts), '{}', 0, false
+    FROM input GROUP BY store_id, chat_jid
+    ON CONFLICT (store_id, chat_jid) DO UPDATE SET
+        customer_name = coalesce(excluded.customer_name, c.customer_name),
+        last_message_at = greatest(c.last_message_at, excluded.last_message_at),
+        updated_at = now()
+    RETURNING c.id, c.store_id, c.chat_jid
+)
+INSERT INTO messages
+    (id, store_id, conversation_id, direction, wa_id, sender_jid, type, text, media, status, attempts, wa_timestamp)
+SELECT i.id, i.store_id, chats.id, 'in', i.wa_id, i.sender_jid, i.type, i.text, CAST(i.media AS jsonb),
+       'queued', 0, i.ts
+FROM input i JOIN chats ON chats.store_id = i.store_id AND chats.chat_jid = i.chat_jid
+ORDER BY i.ord
+ON CONFLICT (store_id, wa_id) DO NOTHING
+RETURNING id
+""")
 
 # Outbound statuses only move forward: a late "delivered" receipt must not undo "read".
 OUTBOUND_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 4}
@@ -78,51 +111,25 @@ class SessionsRepository:
         return (await self.session.execute(statement)).scalar()
 
     # --- inbound -------------------------------------------------------------------------------------------
-    async def save_inbound(self, store_id: uuid.UUID, message: InboundMessage) -> uuid.UUID | None:
-        """Insert the message (and its conversation); None when this WhatsApp id was already recorded."""
-        upsert = insert(Conversation).values(
-            id=uuid.uuid4(),
-            store_id=store_id,
-            chat_jid=message.chat_jid,
-            customer_name=message.sender_name,
-            last_message_at=message.timestamp,
-            bot_state={},
-            handled_seq=0,
-            bot_paused=False,
-        )
-        statement = upsert.on_conflict_do_update(
-            index_elements=[Conversation.store_id, Conversation.chat_jid],
-            set_={
-                "customer_name": func.coalesce(upsert.excluded.customer_name, Conversation.customer_name),
-                "last_message_at": func.greatest(
-                    Conversation.last_message_at, upsert.excluded.last_message_at
-                ),
-                "updated_at": func.now(),
-            },
-        ).returning(Conversation.id)
-        conversation_id = (await self.session.execute(statement)).scalar_one()
-        row = (
-            insert(Message)
-            .values(
-                id=uuid.uuid4(),
-                store_id=store_id,
-                conversation_id=conversation_id,
-                direction=Direction.inbound.value,
-                wa_id=message.wa_id,
-                sender_jid=message.sender_jid,
-                type=message.type,
-                text=message.text,
-                media=message.media,
-                # Queued optimistically: the stream entry follows the commit. Should that XADD fail (or the
-                # process die first), the row is set back to `received` or found by the worker's sweeper.
-                status=MessageStatus.queued.value,
-                attempts=0,
-                wa_timestamp=message.timestamp,
-            )
-            .on_conflict_do_nothing(index_elements=[Message.store_id, Message.wa_id])
-            .returning(Message.id)
-        )
-        return (await self.session.execute(row)).scalar()
+    async def save_inbound(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> list[uuid.UUID | None]:
+        """Insert a batch of (store id, message) with their conversations in one statement, in batch order (a
+        chat's `seq` follows it). Returns each message's new row id, or None where nothing was written: its
+        WhatsApp id was already recorded (a redelivery)."""
+        ids = [uuid.uuid4() for _ in batch]
+        params = {
+            "ids": ids,
+            "store_ids": [store_id for store_id, _ in batch],
+            "chats": [m.chat_jid for _, m in batch],
+            "wa_ids": [m.wa_id for _, m in batch],
+            "senders": [m.sender_jid for _, m in batch],
+            "types": [m.type for _, m in batch],
+            "texts": [m.text for _, m in batch],
+            "media": [json.dumps(m.media) if m.media is not None else None for _, m in batch],
+            "names": [m.sender_name for _, m in batch],
+            "timestamps": [m.timestamp for _, m in batch],
+        }
+        written = {row[0] for row in await self.session.execute(SAVE_INBOUND, params)}
+        return [message_id if message_id in written else None for message_id in ids]
 
     async def mark_queued(self, ids: list[uuid.UUID]) -> None:
         await self.session.execute(
@@ -131,10 +138,10 @@ class SessionsRepository:
             .values(status=MessageStatus.queued.value)
         )
 
-    async def mark_not_queued(self, message_id: uuid.UUID) -> None:
+    async def mark_not_queued(self, ids: list[uuid.UUID]) -> None:
         await self.session.execute(
             update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.queued)
+            .where(Message.id.in_(ids), Message.status == MessageStatus.queued)
             .values(status=MessageStatus.received.value)
         )
 

@@ -61,6 +61,9 @@ class ChatLaneReceiver:
         self._slots = asyncio.Semaphore(concurrency)
         self._lanes: dict[tuple[uuid.UUID, str], deque[tuple[StreamEntry, TaskiqMessage | None]]] = {}
         self._tasks: dict[tuple[uuid.UUID, str], asyncio.Task[None]] = {}
+        # Lanes holding chat_buffer entries or more: reading waits while there is one (O(1) per entry,
+        # where scanning every lane after each entry cost a fifth of the CPU with 2,000 chats buffered).
+        self._full: set[tuple[uuid.UUID, str]] = set()
         self._room = asyncio.Event()
         self._room.set()
         self.handled = 0
@@ -84,6 +87,7 @@ class ChatLaneReceiver:
         lane = self._lanes.setdefault(key, deque())
         lane.append((entry, message))
         if len(lane) >= self.chat_buffer:
+            self._full.add(key)
             self._room.clear()
         if key not in self._tasks:
             self._tasks[key] = asyncio.create_task(self._run_lane(key))
@@ -95,6 +99,7 @@ class ChatLaneReceiver:
         """The store's lease is gone: stop its lanes; its unacknowledged entries are replayed by the next owner."""
         for key in [k for k in self._lanes if k[0] == store_id]:
             self._lanes.pop(key, None)
+            self._full.discard(key)
             task = self._tasks.pop(key, None)
             if task is not None:
                 task.cancel()
@@ -114,6 +119,8 @@ class ChatLaneReceiver:
                 async with self._slots:
                     await self._process(entry, message)
                 lane.popleft()
+                if len(lane) < self.chat_buffer:
+                    self._full.discard(key)
                 self._update_room()
         finally:
             if not self._lanes.get(key):
@@ -121,7 +128,7 @@ class ChatLaneReceiver:
             self._tasks.pop(key, None)
 
     def _update_room(self) -> None:
-        if all(len(lane) < self.chat_buffer for lane in self._lanes.values()):
+        if not self._full:
             self._room.set()
 
     async def _process(self, entry: StreamEntry, message: TaskiqMessage | None) -> None:

@@ -156,15 +156,7 @@ class Worker:
         await self.leases.release(worker_lease_key(store_id))
 
     async def _renew(self) -> None:
-        try:
-            lost = await self.leases.renew()
-        except Exception:
-            lost = self.leases.expired()
-            self.log.warning("lease renewal failed", exc_info=True)
-        for key in lost:
-            store_id = uuid.UUID(key.removeprefix("lease:worker:store-"))
-            self.log.warning("lease lost; dropping the store", store_id=str(store_id))
-            self.leases.forget(key)
+        for store_id in await self.leases.renew_all(self.log):
             self.broker.disown(store_id)
             self.receiver.drop_store(store_id)
 

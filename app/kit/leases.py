@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 
 from redis.asyncio import Redis
+from structlog.typing import FilteringBoundLogger
+
+from app.contracts import lease_store_id
 
 RENEW_SCRIPT = """
 local held = {}
@@ -74,6 +78,23 @@ class Leases:
                 lost.append(key)
                 self._confirmed.pop(key, None)
         return lost
+
+    async def renew_all(self, log: FilteringBoundLogger) -> list[uuid.UUID]:
+        """Renew every lease; return the stores whose lease is lost (forgotten here), which the caller must drop
+        at once."""
+        try:
+            lost = await self.renew()
+        except Exception:
+            # Redis unreachable: past the lease's lifetime another process may own the store.
+            lost = self.expired()
+            log.warning("lease renewal failed", exc_info=True)
+        store_ids = []
+        for key in lost:
+            store_id = lease_store_id(key)
+            log.warning("lease lost; dropping the store", store_id=str(store_id))
+            self.forget(key)
+            store_ids.append(store_id)
+        return store_ids
 
     def expired(self) -> list[str]:
         """Leases we could not renew in time (Redis unreachable): treat them as lost."""

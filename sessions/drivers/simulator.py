@@ -62,6 +62,7 @@ log = structlog.get_logger(__name__)
 
 CONNECTION_TTL_MS = 6000  # the live-connection marker outlives a dead process by at most this long
 CONSUMER = "device"
+INBOUND_BATCH = 500  # inbound entries handed to the manager at once (it commits them together)
 # Compare-and-set on the live-connection marker: only its holder refreshes or drops it.
 REFRESH_SCRIPT = """
 local alive = {}
@@ -84,6 +85,19 @@ class _State(Enum):
     idle = "idle"
     pairing = "pairing"
     connected = "connected"
+
+
+def _inbound_message(fields: dict[str, str]) -> InboundMessage:
+    chat = fields["from"]
+    return InboundMessage(
+        wa_id=fields["id"],
+        chat_jid=chat,
+        sender_jid=chat,
+        timestamp=datetime.fromtimestamp(int(fields["ts"]) / 1000, UTC),
+        type="text",
+        text=fields.get("text"),
+        sender_name=fields.get("name") or None,
+    )
 
 
 def _now() -> datetime:
@@ -236,36 +250,46 @@ class SimulatorConnection(Connection):
 
     async def _consume(self) -> None:
         while True:
-            stream, entry_id, fields = await self._entries.get()
-            if stream == sim_control_stream(self.store_id):
-                await self.redis.xack(stream, SIM_DEVICE_GROUP, entry_id)
-                await self._on_control(fields)
-            elif self.state is _State.connected:
-                await self._deliver_inbound(stream, entry_id, fields)
+            entries = [await self._entries.get()]
+            while not self._entries.empty() and len(entries) < INBOUND_BATCH:
+                entries.append(self._entries.get_nowait())
+            inbound: list[tuple[str, str, dict[str, str]]] = []
+            for stream, entry_id, fields in entries:
+                if stream == sim_control_stream(self.store_id):
+                    await self._deliver_inbound(inbound)  # what came before the control entry goes first
+                    inbound = []
+                    await self.redis.xack(stream, SIM_DEVICE_GROUP, entry_id)
+                    await self._on_control(fields)
+                elif self.state is _State.connected:
+                    inbound.append((stream, entry_id, fields))
+            await self._deliver_inbound(inbound)
 
-    async def _deliver_inbound(self, stream: str, entry_id: str, fields: dict[str, str]) -> None:
-        chat = fields["from"]
-        message = InboundMessage(
-            wa_id=fields["id"],
-            chat_jid=chat,
-            sender_jid=chat,
-            timestamp=datetime.fromtimestamp(int(fields["ts"]) / 1000, UTC),
-            type="text",
-            text=fields.get("text"),
-            sender_name=fields.get("name") or None,
-        )
+    async def _deliver_inbound(self, entries: list[tuple[str, str, dict[str, str]]]) -> None:
+        """Hand messages to the manager all at once (it commits them together, in this order), then acknowledge
+        them. One that failed stays unacknowledged and is handed over again, in order, with what followed it."""
         delay = 0.05
-        while self.state is _State.connected:
-            try:
-                await self.on_event(Inbound(message))
-            except Exception:  # not durable yet: keep it unacknowledged and try again, in order
-                log.warning("inbound handler failed; retrying", store_id=str(self.store_id), exc_info=True)
+        while entries and self.state is _State.connected:
+            results = await asyncio.gather(
+                *(self.on_event(Inbound(_inbound_message(fields))) for _, _, fields in entries),
+                return_exceptions=True,
+            )
+            first_failed = next(
+                (n for n, result in enumerate(results) if isinstance(result, BaseException)), len(entries)
+            )
+            durable, entries = entries[:first_failed], entries[first_failed:]
+            if durable:
+                # Acknowledged only after the manager made them durable: a crash before this means redelivery.
+                await self.redis.xack(
+                    durable[0][0], SIM_DEVICE_GROUP, *(entry_id for _, entry_id, _ in durable)
+                )
+            if entries:
+                log.warning(
+                    "inbound handler failed; retrying",
+                    store_id=str(self.store_id),
+                    error=repr(results[first_failed])[:300],
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                continue
-            # Acknowledged only after the manager made it durable: a crash before this line means redelivery.
-            await self.redis.xack(stream, SIM_DEVICE_GROUP, entry_id)
-            return
 
     async def _on_control(self, fields: dict[str, str]) -> None:
         kind = fields.get("kind")

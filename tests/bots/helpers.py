@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.bots.configs import Language
 from app.kit.db import AsyncSessionMaker
 from app.models import Conversation, Store, Tenant
@@ -60,6 +62,16 @@ class Chat:
     language: Language | None = None  # overrides the config's (echo has none: the worker's default)
     state: dict[str, Any] = field(default_factory=dict)
 
+    def tools(self, session: AsyncSession, now: datetime | None = None) -> DatabaseBotTools:
+        """The tools the worker would give the bot for this chat, on `session`."""
+        return DatabaseBotTools(
+            session,
+            store_id=self.store_id,
+            conversation_id=self.conversation_id,
+            chat_jid=self.chat_jid,
+            now=now or self.now,
+        )
+
     async def send(self, text: str, *, type: str = "text", now: datetime | None = None) -> BotReply:
         now = now or self.now
         async with self.sessionmaker() as session, session.begin():
@@ -69,13 +81,7 @@ class Chat:
             language = self.language or language_of(config)
             context = BotContext(self.store_id, self.store_name, language, now)
             message = BotMessage(text, type, self.chat_jid, self.customer_name, now)
-            tools = DatabaseBotTools(
-                session,
-                store_id=self.store_id,
-                conversation_id=self.conversation_id,
-                chat_jid=self.chat_jid,
-                now=now,
-            )
+            tools = self.tools(session, now)
             reply = await bot.handle(context, config, dict(self.state), message, tools)
         assert reply.replies, "a bot is never silent"
         # What the worker stores is JSON: the state must survive the round trip unchanged.

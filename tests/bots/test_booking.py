@@ -297,13 +297,7 @@ async def test_the_loser_of_a_days_last_slot_gets_other_days(
 async def test_book_keeps_the_transaction_usable_after_a_conflict(sessionmaker: AsyncSessionMaker) -> None:
     chat = await open_chat(sessionmaker, now=NOW, kind="booking", config=booking_config())
     async with sessionmaker() as session, session.begin():
-        tools = DatabaseBotTools(
-            session,
-            store_id=chat.store_id,
-            conversation_id=chat.conversation_id,
-            chat_jid=chat.chat_jid,
-            now=NOW,
-        )
+        tools = chat.tools(session)
         first = await tools.book("Corte", at(TUESDAY, "09:00"), "Ana")
         assert first is not None
         assert await tools.book("Corte", at(TUESDAY, "09:00"), "Bea") is None
@@ -313,13 +307,7 @@ async def test_book_keeps_the_transaction_usable_after_a_conflict(sessionmaker: 
     assert len(await booked_rows(sessionmaker)) == 1
     # Days are the store's days: a booking at 23:30 local time (02:30 UTC the next day) is on its local day.
     async with sessionmaker() as session, session.begin():
-        tools = DatabaseBotTools(
-            session,
-            store_id=chat.store_id,
-            conversation_id=chat.conversation_id,
-            chat_jid=chat.chat_jid,
-            now=NOW,
-        )
+        tools = chat.tools(session)
         late = at(MONDAY, "23:30")
         assert await tools.book("Corte", late, "Ana") is not None
         assert await tools.taken_slots("Corte", MONDAY) == [late]

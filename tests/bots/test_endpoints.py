@@ -8,8 +8,9 @@ import pytest
 from httpx import AsyncClient
 
 from app.kit.db import AsyncSessionMaker
-from app.models import Booking, Conversation, Store, Tenant
+from app.models import Booking, Conversation
 from tests.bots.helpers import create_conversation
+from tests.support import insert_other_tenant_store, post_store
 from workers.bots.base import Order, OrderLine
 from workers.bots.tools import DatabaseBotTools
 
@@ -17,24 +18,6 @@ BOOKING = {
     "services": [{"name": "Corte", "duration_minutes": 30}],
     "opening_hours": {"mon": [["09:00", "13:00"]], "fri": [{"start": "10:00", "end": "18:00"}]},
 }
-
-
-async def new_store(client: AsyncClient) -> str:
-    response = await client.post("/v1/stores", json={"name": "Rulos"})
-    assert response.status_code == 201
-    store_id: str = response.json()["id"]
-    return store_id
-
-
-async def other_tenant_store(sessionmaker: AsyncSessionMaker) -> str:
-    async with sessionmaker() as session, session.begin():
-        tenant = Tenant(name="other")
-        session.add(tenant)
-        await session.flush()
-        store = Store(tenant_id=tenant.id, name="Not yours")
-        session.add(store)
-        await session.flush()
-        return str(store.id)
 
 
 def fields(response: Any) -> list[str]:
@@ -45,7 +28,7 @@ def fields(response: Any) -> list[str]:
 
 
 async def test_put_and_get_the_bot(client: AsyncClient) -> None:
-    store_id = await new_store(client)
+    store_id = await post_store(client)
     response = await client.get(f"/v1/stores/{store_id}/bot")
     assert response.json() == {"kind": "echo", "config": {}}  # a new store echoes
 
@@ -104,7 +87,7 @@ async def test_put_and_get_the_bot(client: AsyncClient) -> None:
 async def test_a_bad_bot_is_a_422_naming_the_field(
     client: AsyncClient, body: dict[str, Any], expected: list[str]
 ) -> None:
-    store_id = await new_store(client)
+    store_id = await post_store(client)
     assert fields(await client.put(f"/v1/stores/{store_id}/bot", json=body)) == expected
     assert (await client.get(f"/v1/stores/{store_id}/bot")).json()["kind"] == "echo"  # nothing written
 
@@ -112,7 +95,7 @@ async def test_a_bad_bot_is_a_422_naming_the_field(
 async def test_another_tenants_store_is_not_found(
     client: AsyncClient, sessionmaker: AsyncSessionMaker
 ) -> None:
-    other = await other_tenant_store(sessionmaker)
+    other = await insert_other_tenant_store(sessionmaker)
     for store_id in (other, str(uuid.uuid4()), "not-a-uuid"):
         requests = [
             client.get(f"/v1/stores/{store_id}/bot"),
@@ -129,7 +112,7 @@ async def test_another_tenants_store_is_not_found(
 async def test_orders_newest_first_and_paginated(
     client: AsyncClient, sessionmaker: AsyncSessionMaker
 ) -> None:
-    store_id = await new_store(client)
+    store_id = await post_store(client)
     conversation_id = await create_conversation(sessionmaker, uuid.UUID(store_id), "ana@s.whatsapp.net")
     async with sessionmaker() as session, session.begin():
         tools = DatabaseBotTools(
@@ -142,12 +125,12 @@ async def test_orders_newest_first_and_paginated(
             line = OrderLine("Muzzarella", quantity, 500000)
             await tools.place_order(Order(id=uuid.uuid4(), lines=[line], total_cents=quantity * 500000))
     # Another tenant's orders never show up.
-    other = await other_tenant_store(sessionmaker)
-    other_conversation = await create_conversation(sessionmaker, uuid.UUID(other), "x@s.whatsapp.net")
+    other = await insert_other_tenant_store(sessionmaker)
+    other_conversation = await create_conversation(sessionmaker, other, "x@s.whatsapp.net")
     async with sessionmaker() as session, session.begin():
         tools = DatabaseBotTools(
             session,
-            store_id=uuid.UUID(other),
+            store_id=other,
             conversation_id=other_conversation,
             chat_jid="x@s.whatsapp.net",
         )
@@ -175,7 +158,7 @@ async def test_orders_newest_first_and_paginated(
 async def test_upcoming_bookings_soonest_first_and_paginated(
     client: AsyncClient, sessionmaker: AsyncSessionMaker
 ) -> None:
-    store_id = await new_store(client)
+    store_id = await post_store(client)
     conversation_id = await create_conversation(sessionmaker, uuid.UUID(store_id), "ana@s.whatsapp.net")
     soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     async with sessionmaker() as session, session.begin():

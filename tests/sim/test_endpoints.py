@@ -15,27 +15,9 @@ from app.config import Settings, WhatsAppDriver
 from app.contracts import sim_control_stream, sim_inbound_stream, sim_outbound_stream, sim_pairing_key
 from app.kit.db import AsyncSessionMaker
 from app.main import create_app
-from app.models import Store, Tenant
+from tests.support import insert_other_tenant_store, post_store
 
 PAIRING = json.dumps({"code": "2@current-code,xyz", "expires_at": "2030-01-01T00:00:00+00:00"})
-
-
-async def create_store(client: AsyncClient) -> str:
-    response = await client.post("/v1/stores", json={"name": "Kiosco"})
-    assert response.status_code == 201
-    store_id: str = response.json()["id"]
-    return store_id
-
-
-async def insert_other_tenant_store(sessionmaker: AsyncSessionMaker) -> str:
-    async with sessionmaker() as session, session.begin():
-        tenant = Tenant(name="other")
-        session.add(tenant)
-        await session.flush()
-        store = Store(tenant_id=tenant.id, name="Not yours")
-        session.add(store)
-        await session.flush()
-        return str(store.id)
 
 
 async def entries(redis: Redis, stream: str) -> list[dict[str, str]]:
@@ -45,7 +27,7 @@ async def entries(redis: Redis, stream: str) -> list[dict[str, str]]:
 
 # --- scan --------------------------------------------------------------------------------------------------------
 async def test_scan_without_a_qr_showing_is_a_conflict(client: AsyncClient, redis: Redis) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     response = await client.post(f"/v1/sim/stores/{store_id}/scan")
     assert response.status_code == 409
     error = response.json()["error"]
@@ -55,7 +37,7 @@ async def test_scan_without_a_qr_showing_is_a_conflict(client: AsyncClient, redi
 
 
 async def test_scan_pins_the_current_code_and_the_phone(client: AsyncClient, redis: Redis) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     await redis.set(sim_pairing_key(store_id), PAIRING, ex=60)
     response = await client.post(f"/v1/sim/stores/{store_id}/scan", json={"phone": "+54 9 11 6666-1234"})
     assert response.status_code == 202
@@ -66,7 +48,7 @@ async def test_scan_pins_the_current_code_and_the_phone(client: AsyncClient, red
 
 
 async def test_scan_without_a_body_uses_a_random_phone(client: AsyncClient, redis: Redis) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     await redis.set(sim_pairing_key(store_id), PAIRING, ex=60)
     response = await client.post(f"/v1/sim/stores/{store_id}/scan")
     assert response.status_code == 202
@@ -77,7 +59,7 @@ async def test_scan_without_a_body_uses_a_random_phone(client: AsyncClient, redi
 
 
 async def test_scan_rejects_a_bad_phone(client: AsyncClient) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     response = await client.post(f"/v1/sim/stores/{store_id}/scan", json={"phone": "12"})
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == ["body.phone"]
@@ -85,7 +67,7 @@ async def test_scan_rejects_a_bad_phone(client: AsyncClient) -> None:
 
 # --- inbound -----------------------------------------------------------------------------------------------------
 async def test_inbound_queues_the_message_for_the_device(client: AsyncClient, redis: Redis) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     before = datetime.now(UTC)
     response = await client.post(
         f"/v1/sim/stores/{store_id}/inbound", json={"from": "+54 9 11 6666-0000", "text": "hola"}
@@ -106,7 +88,7 @@ async def test_inbound_queues_the_message_for_the_device(client: AsyncClient, re
 
 
 async def test_inbound_keeps_a_given_id_and_name(client: AsyncClient, redis: Redis) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     body = {"from": "+5491166660000", "text": "¿tienen pan?", "id": "ABC123", "name": "Marta"}
     response = await client.post(f"/v1/sim/stores/{store_id}/inbound", json=body)
     assert response.status_code == 202
@@ -129,7 +111,7 @@ async def test_inbound_keeps_a_given_id_and_name(client: AsyncClient, redis: Red
 async def test_inbound_rejects_bad_bodies(
     client: AsyncClient, redis: Redis, body: dict[str, Any], field: str
 ) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     response = await client.post(f"/v1/sim/stores/{store_id}/inbound", json=body)
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == [field]
@@ -137,14 +119,14 @@ async def test_inbound_rejects_bad_bodies(
 
 
 async def test_inbound_text_of_4096_characters_is_accepted(client: AsyncClient) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     body = {"from": "+5491166660000", "text": "x" * 4096}
     assert (await client.post(f"/v1/sim/stores/{store_id}/inbound", json=body)).status_code == 202
 
 
 # --- outbound ----------------------------------------------------------------------------------------------------
 async def test_outbound_lists_what_the_store_sent_oldest_first(client: AsyncClient, redis: Redis) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     stream = sim_outbound_stream(store_id)
     sent = [
         ("3EB0A", "5491166660000@s.whatsapp.net", "hola", 1_700_000_000_000),
@@ -168,13 +150,13 @@ async def test_outbound_lists_what_the_store_sent_oldest_first(client: AsyncClie
 
 
 async def test_outbound_of_a_store_that_sent_nothing_is_empty(client: AsyncClient) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     response = await client.get(f"/v1/sim/stores/{store_id}/outbound")
     assert response.json() == {"items": []}
 
 
 async def test_outbound_rejects_a_bad_chat(client: AsyncClient) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     response = await client.get(f"/v1/sim/stores/{store_id}/outbound", params={"chat": "nobody"})
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == ["query.chat"]
@@ -182,7 +164,7 @@ async def test_outbound_rejects_a_bad_chat(client: AsyncClient) -> None:
 
 # --- faults ------------------------------------------------------------------------------------------------------
 async def test_faults_are_queued_on_the_control_stream(client: AsyncClient, redis: Redis) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     kinds = ["disconnect", "logout", "send_failure"]
     for kind in kinds:
         response = await client.post(f"/v1/sim/stores/{store_id}/fault", json={"kind": kind})
@@ -193,7 +175,7 @@ async def test_faults_are_queued_on_the_control_stream(client: AsyncClient, redi
 
 @pytest.mark.parametrize("body", [{"kind": "explode"}, {}, {"kind": None}])
 async def test_fault_rejects_an_unknown_kind(client: AsyncClient, redis: Redis, body: dict[str, Any]) -> None:
-    store_id = await create_store(client)
+    store_id = await post_store(client)
     response = await client.post(f"/v1/sim/stores/{store_id}/fault", json=body)
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == ["body.kind"]

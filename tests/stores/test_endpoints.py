@@ -29,6 +29,7 @@ from app.contracts import (
 from app.kit.db import AsyncSessionMaker
 from app.models import Store, Tenant
 from tests.streaming import sse_events
+from tests.support import insert_other_tenant_store
 
 QR_CODE = "2@simulated-qr-code,abcdefgh"
 
@@ -39,17 +40,6 @@ async def create_store(client: AsyncClient, name: str = "Kiosco Don Pepe") -> di
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def insert_other_tenant_store(sessionmaker: AsyncSessionMaker) -> uuid.UUID:
-    async with sessionmaker() as session, session.begin():
-        tenant = Tenant(name="other")
-        session.add(tenant)
-        await session.flush()
-        store = Store(tenant_id=tenant.id, name="Not yours")
-        session.add(store)
-        await session.flush()
-        return store.id
 
 
 async def set_store(sessionmaker: AsyncSessionMaker, store_id: str, **values: Any) -> None:
