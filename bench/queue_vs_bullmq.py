@@ -107,10 +107,11 @@ async def run_ours(
     ended = [0.0]
     done = asyncio.Event()
 
-    async def handler(message: TaskiqMessage) -> None:
-        i = uuid.UUID(str(message.kwargs["message_id"])).int
-        await asyncio.sleep(messages[i][3] / 1000)
-        order.append(i)
+    async def handler(run: list[TaskiqMessage]) -> None:  # a lane hands over a run of one chat's messages
+        for message in run:
+            i = uuid.UUID(str(message.kwargs["message_id"])).int
+            await asyncio.sleep(messages[i][3] / 1000)
+            order.append(i)
         if len(order) == len(messages):
             ended[0] = time.monotonic()
             done.set()

@@ -19,11 +19,12 @@ import structlog
 from redis.exceptions import ResponseError
 
 from app.contracts import OUTBOX_GROUP, create_store_streams, outbox_stream
+from app.kit.batching import GroupCommit
 from app.kit.db import transaction
 from app.kit.redis import create_redis, read_group
 from app.models import MessageStatus
 from sessions.drivers.base import DriverError
-from sessions.repository import SessionsRepository
+from sessions.repository import OutboundToSend, SendOutcome, SessionsRepository
 
 if TYPE_CHECKING:
     from sessions.manager import SessionManager
@@ -50,8 +51,16 @@ class Outbox:
         self._reader = create_redis(redis_url)  # the blocking read holds a connection of its own
         self._lanes: dict[tuple[uuid.UUID, str], ChatLane] = {}
         self._recovered: set[uuid.UUID] = set()
+        # Claims and outcomes of every lane are written together (app/kit/batching.py): one statement each
+        # per round, whatever the number of chats sending at once.
+        self._claims: GroupCommit[tuple[uuid.UUID, str], OutboundToSend | None] = GroupCommit(
+            self._claim_batch
+        )
+        self._finishes: GroupCommit[SendOutcome, bool] = GroupCommit(self._finish_batch)
 
     async def close(self) -> None:
+        self._claims.close()
+        self._finishes.close()
         for lane in self._lanes.values():
             if lane.task is not None:
                 lane.task.cancel()
@@ -128,57 +137,52 @@ class Outbox:
                 # it stopped; the store is re-taken (and its pending entries re-read) once they are back.
                 log.warning("sending failed; left for recovery", message_id=str(message_id), exc_info=True)
 
-    async def _send(self, session: StoreSession, chat_jid: str, entry_id: str, message_id: uuid.UUID) -> None:
-        # Earlier replies of this chat still pending (their entries lost with a Redis, or re-queued late by a
-        # sweeper) go first: the entry is a trigger, the order is the conversation's.
-        async with transaction(self.manager.sessionmaker) as db:
-            earlier = await SessionsRepository(db).earlier_pending(message_id)
-        for older in earlier:
-            await self._deliver(session, chat_jid, older)
-        await self._deliver(session, chat_jid, message_id)
-        await self._ack(session.store_id, entry_id)
-
-    async def _deliver(self, session: StoreSession, chat_jid: str, message_id: uuid.UUID) -> None:
-        """Send one reply row at most once: pending -> sending -> sent, or failed after its attempts."""
-        sessionmaker = self.manager.sessionmaker
-        error = "not sent"
-        for attempt in range(SEND_ATTEMPTS):
+    async def _send(self, session: StoreSession, chat_jid: str, entry_id: str, target: uuid.UUID) -> None:
+        """Send the entry's reply, and first any earlier reply of the chat still pending (its entry lost with a
+        Redis, or re-queued late by a sweeper): the entry is a trigger, the order is the conversation's."""
+        while True:
             await session.connected.wait()
             await session.limiter.wait(chat_jid)
-            async with transaction(sessionmaker) as db:
-                claimed = await SessionsRepository(db).claim_for_sending(
-                    message_id, self.manager.driver.new_message_id()
-                )
-            if claimed is None:  # not pending: sent already, or a send interrupted by a crash
-                await self._settle_unclaimable(message_id)
-                return
-            await self._pace(session, claimed.chat_jid, claimed.text)
-            try:
-                sent = await session.connection.send_text(claimed.chat_jid, claimed.text, wa_id=claimed.wa_id)
-            except DriverError as exc:
-                error = str(exc)
-                async with transaction(sessionmaker) as db:
-                    # The driver refused before anything left: the same row may be tried again.
-                    await SessionsRepository(db).back_to_pending(message_id, error)
-                if not exc.retryable:
-                    break
-                await asyncio.sleep(0.5 * 2**attempt)
-                continue
-            async with transaction(sessionmaker) as db:
-                await SessionsRepository(db).finish_sending(
-                    message_id, MessageStatus.sent, sent_at=sent.timestamp, wa_id=sent.wa_id
-                )
-            return
-        async with transaction(sessionmaker) as db:
-            await SessionsRepository(db).fail_unsent(message_id, error)
-        log.warning("outbound message failed", message_id=str(message_id), error=error)
+            claimed = await self._claims.submit((target, self.manager.driver.new_message_id()))
+            if claimed is None:  # nothing pending up to the target: sent already, or interrupted by a crash
+                await self._settle_unclaimable(target)
+                break
+            final = await self._deliver(session, chat_jid, claimed)
+            if final and claimed.id == target:
+                break
+        await self._ack(session.store_id, entry_id)
+
+    async def _deliver(self, session: StoreSession, chat_jid: str, claimed: OutboundToSend) -> bool:
+        """One network call for a claimed row, then its outcome: sent, back to pending for another attempt (the
+        driver refused before anything left; returns False), or failed after its attempts."""
+        await self._pace(session, chat_jid, claimed.text)
+        try:
+            sent = await session.connection.send_text(chat_jid, claimed.text, wa_id=claimed.wa_id)
+        except DriverError as exc:
+            if exc.retryable and claimed.attempts < SEND_ATTEMPTS:
+                async with transaction(self.manager.sessionmaker) as db:
+                    await SessionsRepository(db).back_to_pending(claimed.id, str(exc))
+                await asyncio.sleep(0.5 * 2 ** (claimed.attempts - 1))
+                return False
+            await self._finishes.submit(SendOutcome(claimed.id, MessageStatus.failed, error=str(exc)))
+            log.warning("outbound message failed", message_id=str(claimed.id), error=str(exc))
+            return True
+        await self._finishes.submit(
+            SendOutcome(claimed.id, MessageStatus.sent, sent_at=sent.timestamp, wa_id=sent.wa_id)
+        )
+        return True
 
     async def _settle_unclaimable(self, message_id: uuid.UUID) -> None:
+        if await self._finishes.submit(SendOutcome(message_id, MessageStatus.failed, error=INTERRUPTED)):
+            log.warning("outbound send interrupted earlier; marked failed", message_id=str(message_id))
+
+    async def _claim_batch(self, claims: list[tuple[uuid.UUID, str]]) -> list[OutboundToSend | None]:
         async with transaction(self.manager.sessionmaker) as db:
-            repository = SessionsRepository(db)
-            if await repository.outbound_status(message_id) == MessageStatus.sending:
-                await repository.finish_sending(message_id, MessageStatus.failed, error=INTERRUPTED)
-                log.warning("outbound send interrupted earlier; marked failed", message_id=str(message_id))
+            return await SessionsRepository(db).claim_for_sending(claims)
+
+    async def _finish_batch(self, outcomes: list[SendOutcome]) -> list[bool]:
+        async with transaction(self.manager.sessionmaker) as db:
+            return await SessionsRepository(db).finish_sending(outcomes)
 
     async def _pace(self, session: StoreSession, chat_jid: str, text: str) -> None:
         """Typing presence and a human-ish pause before the send (anti-ban); a failed presence is no reason to

@@ -47,6 +47,38 @@ ON CONFLICT (store_id, wa_id) DO NOTHING
 RETURNING id
 """)
 
+# Per target reply: the chat's oldest pending reply up to it (the in-flight index finds it among the store's
+# pending rows), claimed for sending.
+CLAIM_FOR_SENDING = text("""
+WITH pick AS (
+    SELECT r.target, r.wa_id, (
+        SELECT m.id FROM messages m
+        WHERE m.store_id = t.store_id AND m.status = 'pending' AND m.seq <= t.seq
+          AND m.conversation_id = t.conversation_id AND m.direction = 'out'
+        ORDER BY m.seq LIMIT 1
+    ) AS id
+    FROM unnest(CAST(:targets AS uuid[]), CAST(:wa_ids AS text[])) AS r(target, wa_id)
+    JOIN messages t ON t.id = r.target
+)
+UPDATE messages m
+SET status = 'sending', wa_id = pick.wa_id, attempts = m.attempts + 1, updated_at = now()
+FROM pick
+WHERE m.id = pick.id AND m.status = 'pending'
+RETURNING pick.target, m.id, m.text, m.wa_id, m.attempts
+""")
+
+FINISH_SENDING = text("""
+UPDATE messages m
+SET status = u.status, error = u.error, wa_timestamp = coalesce(u.sent_at, m.wa_timestamp),
+    wa_id = coalesce(u.wa_id, m.wa_id), updated_at = now()
+FROM unnest(
+    CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:errors AS text[]),
+    CAST(:sent_at AS timestamptz[]), CAST(:wa_ids AS text[])
+) AS u(id, status, error, sent_at, wa_id)
+WHERE m.id = u.id AND m.status = 'sending'
+RETURNING m.id
+""")
+
 # Outbound statuses only move forward: a late "delivered" receipt must not undo "read".
 OUTBOUND_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 4}
 
@@ -64,9 +96,18 @@ class WantedStore:
 @dataclass(frozen=True)
 class OutboundToSend:
     id: uuid.UUID
-    chat_jid: str
     text: str
     wa_id: str
+    attempts: int  # this one included
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    id: uuid.UUID
+    status: MessageStatus  # sent or failed
+    error: str | None = None
+    sent_at: datetime | None = None
+    wa_id: str | None = None  # the network's id, when it did not take ours (neonize picks its own)
 
 
 class SessionsRepository:
@@ -163,61 +204,37 @@ class SessionsRepository:
         return [(r[0], r[1], r[2], r[3] or "") for r in (await self.session.execute(query)).all()]
 
     # --- outbound ------------------------------------------------------------------------------------------
-    async def claim_for_sending(self, message_id: uuid.UUID, wa_id: str) -> OutboundToSend | None:
-        """pending -> sending, recording the WhatsApp id first; None if the row is not pending any more."""
-        claimed = (
-            update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.pending)
-            .values(status=MessageStatus.sending.value, wa_id=wa_id, attempts=Message.attempts + 1)
-            .returning(Message.conversation_id, Message.text)
+    async def claim_for_sending(self, claims: list[tuple[uuid.UUID, str]]) -> list[OutboundToSend | None]:
+        """For each (target reply id, new WhatsApp id): move the chat's oldest pending reply up to the target
+        (an earlier one whose entry was lost goes first) pending -> sending, recording the WhatsApp id before
+        the network call. None where nothing up to the target is pending. One statement for the batch; the
+        claims are for different chats (one lane each)."""
+        if not claims:
+            return []
+        rows = await self.session.execute(
+            CLAIM_FOR_SENDING, {"targets": [c[0] for c in claims], "wa_ids": [c[1] for c in claims]}
         )
-        row = (await self.session.execute(claimed)).one_or_none()
-        if row is None:
-            return None
-        chat_jid = (
-            await self.session.execute(
-                select(Conversation.chat_jid).where(Conversation.id == row.conversation_id)
-            )
-        ).scalar_one()
-        return OutboundToSend(id=message_id, chat_jid=chat_jid, text=row.text or "", wa_id=wa_id)
+        by_target = {
+            row.target: OutboundToSend(row.id, row.text or "", row.wa_id, row.attempts) for row in rows
+        }
+        return [by_target.get(target) for target, _ in claims]
 
-    async def earlier_pending(self, message_id: uuid.UUID) -> list[uuid.UUID]:
-        """Pending replies of the same chat written before this one, oldest first."""
-        this = select(Message.conversation_id, Message.seq).where(Message.id == message_id).subquery()
-        query = (
-            select(Message.id)
-            .join(this, Message.conversation_id == this.c.conversation_id)
-            .where(
-                Message.direction == Direction.outbound,
-                Message.status == MessageStatus.pending,
-                Message.seq < this.c.seq,
-            )
-            .order_by(Message.seq)
+    async def finish_sending(self, finishes: list[SendOutcome]) -> list[bool]:
+        """Write each send's outcome on its row if the row is still `sending`; True where it was."""
+        if not finishes:
+            return []
+        rows = await self.session.execute(
+            FINISH_SENDING,
+            {
+                "ids": [f.id for f in finishes],
+                "statuses": [f.status.value for f in finishes],
+                "errors": [f.error for f in finishes],
+                "sent_at": [f.sent_at for f in finishes],
+                "wa_ids": [f.wa_id for f in finishes],
+            },
         )
-        return list((await self.session.execute(query)).scalars())
-
-    async def outbound_status(self, message_id: uuid.UUID) -> str | None:
-        return (await self.session.execute(select(Message.status).where(Message.id == message_id))).scalar()
-
-    async def finish_sending(
-        self,
-        message_id: uuid.UUID,
-        status: MessageStatus,
-        *,
-        error: str | None = None,
-        sent_at: datetime | None = None,
-        wa_id: str | None = None,
-    ) -> None:
-        values: dict[str, Any] = {"status": status.value, "error": error}
-        if sent_at is not None:
-            values["wa_timestamp"] = sent_at
-        if wa_id is not None:  # the network's id, when it did not take ours (neonize picks its own)
-            values["wa_id"] = wa_id
-        await self.session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.sending)
-            .values(**values)
-        )
+        changed = {row[0] for row in rows}
+        return [f.id in changed for f in finishes]
 
     async def back_to_pending(self, message_id: uuid.UUID, error: str) -> None:
         """A send that certainly did not reach WhatsApp (refused before the network call) may be tried again."""
@@ -225,15 +242,6 @@ class SessionsRepository:
             update(Message)
             .where(Message.id == message_id, Message.status == MessageStatus.sending)
             .values(status=MessageStatus.pending.value, error=error)
-        )
-
-    async def fail_unsent(self, message_id: uuid.UUID, error: str) -> None:
-        await self.session.execute(
-            update(Message)
-            .where(
-                Message.id == message_id, Message.status.in_([MessageStatus.pending, MessageStatus.sending])
-            )
-            .values(status=MessageStatus.failed.value, error=error)
         )
 
     async def apply_receipt(self, store_id: uuid.UUID, wa_ids: list[str], kind: str) -> None:

@@ -60,9 +60,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(server.root, ignore_errors=True)
 
 
+# Two test runs on one machine (say, a developer's and an agent's) keep apart with MOSTRADOR_TEST_SLOT=1..2:
+# each slot has its own databases and Redis numbers, for up to four xdist workers.
+SLOT = int(os.environ.get("MOSTRADOR_TEST_SLOT", "0"))
+
+
 @pytest.fixture(scope="session")
 def worker_id_number(worker_id: str) -> int:
-    return 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
+    number = 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
+    return 4 * SLOT + number
 
 
 @pytest.fixture(scope="session")

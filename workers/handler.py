@@ -1,4 +1,4 @@
-"""`inbound.handle`: run the store's bot on one message and commit every effect in one transaction.
+"""`inbound.handle`: run the store's bot on a chat's messages and commit every effect in one transaction.
 
 The effects (the inbound row `handled`, the bot's new state, the reply rows `pending`, the conversation's
 watermark) commit together or not at all. The conversation row is locked first, and only messages still
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -27,6 +28,15 @@ from workers.repository import WorkerRepository
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class InboundRef:
+    """What an inbound stream entry carries (the kwargs of its task)."""
+
+    message_id: str
+    chat_jid: str
+    wa_id: str = ""
+
+
 class InboundHandler:
     def __init__(
         self, sessionmaker: AsyncSessionMaker, redis: Redis, *, clock: Callable[[], datetime] | None = None
@@ -35,20 +45,28 @@ class InboundHandler:
         self.redis = redis
         self.clock = clock or (lambda: datetime.now(UTC))
 
-    async def handle(self, message_id: str, chat_jid: str, wa_id: str = "") -> None:
+    async def handle(self, refs: list[InboundRef]) -> None:
+        """Handle inbound messages of one chat (a lane's run of entries): everything of the chat still waiting
+        up to the newest of them, in one transaction per conversation."""
+        async with transaction(self.sessionmaker) as session:
+            targets = await WorkerRepository(session).inbound([uuid.UUID(ref.message_id) for ref in refs])
+        newest: dict[uuid.UUID, int] = {}
+        for target in targets:
+            if target.status != MessageStatus.handled:  # handled: a redelivery of committed effects
+                newest[target.conversation_id] = max(target.seq, newest.get(target.conversation_id, 0))
+        for conversation_id, up_to_seq in newest.items():
+            await self._handle_conversation(conversation_id, up_to_seq)
+
+    async def _handle_conversation(self, conversation_id: uuid.UUID, up_to_seq: int) -> None:
         async with transaction(self.sessionmaker) as session:
             repository = WorkerRepository(session)
-            target = await repository.inbound(uuid.UUID(message_id))
-            if target is None or target.status == MessageStatus.handled:
-                return  # gone, or a redelivery of a message whose effects are committed
-            conversation = await repository.lock_conversation(target.conversation_id)
-            # The stream entry is a trigger; the order is the conversation's. Older messages of this chat still
+            conversation, store = await repository.lock_conversation(conversation_id)
+            # The stream entries are triggers; the order is the conversation's. Older messages of this chat still
             # waiting (their entries lost with a Redis, or re-queued late by a sweeper) are answered first.
-            backlog = await repository.unhandled_inbound(conversation.id, target.seq)
+            backlog = await repository.unhandled_inbound(conversation.id, up_to_seq)
             if not backlog:
                 return  # handled meanwhile by another handler that held the conversation
             state, paused = dict(conversation.bot_state), conversation.bot_paused
-            store = await repository.store(target.store_id)
             bot, config = load_bot(store.bot_kind, store.bot_config)
             now = self.clock()
             context = BotContext(
@@ -61,7 +79,7 @@ class InboundHandler:
                 chat_jid=conversation.chat_jid,
                 now=now,
             )
-            reply_ids: list[uuid.UUID] = []
+            replies: list[tuple[uuid.UUID, str]] = []
             for inbound in backlog:
                 if not paused:  # paused: a person took the chat over (handoff); the bot stays quiet
                     message = BotMessage(
@@ -73,22 +91,22 @@ class InboundHandler:
                     )
                     reply = await bot.handle(context, config, state, message, tools)
                     state, paused = reply.state, paused or reply.handoff
-                    reply_ids += await repository.add_replies(
-                        store_id=store.id,
-                        conversation_id=conversation.id,
-                        reply_to=inbound.id,
-                        texts=reply.replies,
-                    )
-                await repository.mark_handled(inbound.id)
+                    replies += [(inbound.id, text) for text in reply.replies]
+            reply_ids = await repository.add_replies(
+                store_id=store.id, conversation_id=conversation.id, replies=replies
+            )
+            await repository.mark_handled([inbound.id for inbound in backlog])
             await repository.save_conversation(
                 conversation.id, state=state, handled_seq=backlog[-1].seq, paused=paused
             )
         # Committed: only now may the session manager see the replies.
         try:
-            for reply_id in reply_ids:
-                await self.redis.xadd(
-                    outbox_stream(target.store_id),
-                    outbox_entry(message_id=reply_id, chat_jid=conversation.chat_jid),  # type: ignore[arg-type]
-                )
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for reply_id in reply_ids:
+                    pipe.xadd(
+                        outbox_stream(store.id),
+                        outbox_entry(message_id=reply_id, chat_jid=conversation.chat_jid),  # type: ignore[arg-type]
+                    )
+                await pipe.execute()
         except Exception:
-            log.warning("queueing replies failed; the sweeper will", message_id=message_id, exc_info=True)
+            log.warning("queueing replies failed; the sweeper will", count=len(reply_ids), exc_info=True)

@@ -14,9 +14,13 @@ from workers.service import Worker
 
 async def serve(settings: Settings) -> None:
     database_url, redis_url = settings.require_urls()
-    # One connection per concurrent handler, and a few for the sweeper and the reviews.
+    # Handlers beyond the pool wait for a connection: PostgreSQL serves a few dozen busy connections no faster
+    # than twenty, and every replica's connections count against its max_connections (100 by default).
     engine = create_engine(
-        database_url, pool_size=min(50, settings.worker_concurrency + 4), application_name="mostrador-worker"
+        database_url,
+        pool_size=min(20, settings.worker_concurrency + 2),
+        max_overflow=0,
+        application_name="mostrador-worker",
     )
     redis = create_redis(redis_url)
     stop = asyncio.Event()

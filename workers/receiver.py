@@ -11,6 +11,7 @@ not the message's fault: they are retried until the servers return, without coun
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from taskiq.message import TaskiqMessage
 
 from app.contracts import messages_dlq
@@ -27,19 +29,41 @@ from workers.broker import StoreStreamBroker, StreamEntry
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[TaskiqMessage], Awaitable[None]]
+# Runs consecutive task messages of one chat, in order; their effects commit before it returns.
+Handler = Callable[[list[TaskiqMessage]], Awaitable[None]]
 DeadLetter = Callable[[StreamEntry, TaskiqMessage | None, str], Awaitable[None]]
 
 RETRY_DELAYS = (0.2, 1.0, 3.0)
+RUN_MAX = 100  # entries of one chat handed to the handler at once
 INFRA_DELAY_MAX = 5.0
+
+
+# SQLSTATE classes and codes that say the database cannot serve right now, not that the message is bad:
+# connection exceptions, insufficient resources ("too many clients"), operator intervention (a restart),
+# and the transient conflicts of concurrent transactions (serialization failure, deadlock).
+TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+TRANSIENT_SQLSTATES = ("40001", "40P01")
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
     if isinstance(
-        exc, RedisConnectionError | RedisTimeoutError | OperationalError | InterfaceError | OSError
+        exc,
+        RedisConnectionError
+        | RedisTimeoutError
+        | OperationalError
+        | InterfaceError
+        | OSError
+        | PoolTimeoutError,
     ):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return (
+        exc.connection_invalidated
+        or sqlstate.startswith(TRANSIENT_SQLSTATE_CLASSES)
+        or sqlstate in TRANSIENT_SQLSTATES
+    )
 
 
 class ChatLaneReceiver:
@@ -115,10 +139,17 @@ class ChatLaneReceiver:
     async def _run_lane(self, key: tuple[uuid.UUID, str]) -> None:
         try:
             while (lane := self._lanes.get(key)) is not None and lane:
-                entry, message = lane[0]
+                run = self._next_run(lane)
                 async with self._slots:
-                    await self._process(entry, message)
-                lane.popleft()
+                    if len(run) == 1:
+                        await self._process(*run[0])
+                    elif not await self._process_run(run):
+                        # Something in the run fails: one entry at a time, so that only the failing one is
+                        # retried and dead-lettered (the handler skips what the run already committed).
+                        for entry, message in run:
+                            await self._process(entry, message)
+                for _ in run:
+                    lane.popleft()
                 if len(lane) < self.chat_buffer:
                     self._full.discard(key)
                 self._update_room()
@@ -126,6 +157,42 @@ class ChatLaneReceiver:
             if not self._lanes.get(key):
                 self._lanes.pop(key, None)
             self._tasks.pop(key, None)
+
+    def _next_run(
+        self, lane: deque[tuple[StreamEntry, TaskiqMessage | None]]
+    ) -> list[tuple[StreamEntry, TaskiqMessage | None]]:
+        """The lane's next entries to hand over together: the leading task messages (up to RUN_MAX). A chat
+        that fell behind catches up in a few transactions instead of one per message."""
+        run = [lane[0]]
+        if lane[0][1] is None:
+            return run
+        for item in itertools.islice(lane, 1, RUN_MAX):
+            if item[1] is None:
+                break
+            run.append(item)
+        return run
+
+    async def _process_run(self, run: list[tuple[StreamEntry, TaskiqMessage | None]]) -> bool:
+        """One attempt at the whole run (infrastructure errors aside); acknowledged together on success."""
+        messages = [message for _, message in run if message is not None]
+        infra_delay = 0.1
+        while run[0][0].store_id in self.broker.owned():
+            try:
+                await self.handler(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    log.warning("infrastructure error; retrying", error=str(exc)[:200], entries=len(run))
+                    await asyncio.sleep(infra_delay)
+                    infra_delay = min(INFRA_DELAY_MAX, infra_delay * 2)
+                    continue
+                log.info("a run of entries failed; handling them one by one", error=repr(exc)[:300])
+                return False
+            self.handled += len(run)
+            await asyncio.gather(*(self._ack(entry) for entry, _ in run))
+            return True
+        return True  # not ours any more: the next owner replays the run
 
     def _update_room(self) -> None:
         if not self._full:
@@ -140,7 +207,7 @@ class ChatLaneReceiver:
         infra_delay = 0.1
         while entry.store_id in self.broker.owned():
             try:
-                await self.handler(message)
+                await self.handler([message])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

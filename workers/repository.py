@@ -52,17 +52,17 @@ class WorkerRepository:
     async def store_ids(self) -> list[uuid.UUID]:
         return list((await self.session.execute(select(Store.id))).scalars())
 
-    async def inbound(self, message_id: uuid.UUID) -> InboundRow | None:
-        """The inbound row, not locked: the conversation is locked first (see `unhandled_inbound`)."""
+    async def inbound(self, message_ids: list[uuid.UUID]) -> list[InboundRow]:
+        """The inbound rows, not locked: the conversation is locked first (see `unhandled_inbound`)."""
         query = (
             select(
                 Message.id, Message.store_id, Message.conversation_id, Message.seq, Message.status, Message.type,
                 Message.text, Message.wa_timestamp, Message.created_at,
             )
-            .where(Message.id == message_id, Message.direction == Direction.inbound)
+            .where(Message.id.in_(message_ids), Message.direction == Direction.inbound)
+            .order_by(Message.seq)
         )  # fmt: skip
-        row = (await self.session.execute(query)).one_or_none()
-        return InboundRow(*row) if row else None
+        return [InboundRow(*row) for row in (await self.session.execute(query)).all()]
 
     async def unhandled_inbound(self, conversation_id: uuid.UUID, up_to_seq: int) -> list[InboundRow]:
         """The chat's messages still waiting, up to `up_to_seq`, oldest first, locked. Called with the
@@ -83,25 +83,26 @@ class WorkerRepository:
         )  # fmt: skip
         return [InboundRow(*row) for row in (await self.session.execute(query)).all()]
 
-    async def lock_conversation(self, conversation_id: uuid.UUID) -> ConversationRow:
+    async def lock_conversation(self, conversation_id: uuid.UUID) -> tuple[ConversationRow, StoreRow]:
+        """The conversation, locked, with its store's bot."""
         query = (
             select(
                 Conversation.id, Conversation.chat_jid, Conversation.customer_name, Conversation.bot_state,
                 Conversation.handled_seq, Conversation.bot_paused,
+                Store.id, Store.name, Store.bot_kind, Store.bot_config,
             )
+            .join(Store, Store.id == Conversation.store_id)
             .where(Conversation.id == conversation_id)
-            .with_for_update()
+            .with_for_update(of=Conversation)
         )  # fmt: skip
-        return ConversationRow(*(await self.session.execute(query)).one())
-
-    async def store(self, store_id: uuid.UUID) -> StoreRow:
-        query = select(Store.id, Store.name, Store.bot_kind, Store.bot_config).where(Store.id == store_id)
-        return StoreRow(*(await self.session.execute(query)).one())
+        row = (await self.session.execute(query)).one()
+        return ConversationRow(*row[:6]), StoreRow(*row[6:])
 
     async def add_replies(
-        self, *, store_id: uuid.UUID, conversation_id: uuid.UUID, reply_to: uuid.UUID, texts: list[str]
+        self, *, store_id: uuid.UUID, conversation_id: uuid.UUID, replies: list[tuple[uuid.UUID, str]]
     ) -> list[uuid.UUID]:
-        if not texts:
+        """Insert (reply_to, text) rows `pending`, in list order (their `seq` follows it)."""
+        if not replies:
             return []
         rows: list[dict[str, Any]] = [
             {
@@ -109,16 +110,15 @@ class WorkerRepository:
                 "direction": Direction.outbound.value, "type": "text", "text": text,
                 "status": MessageStatus.pending.value, "attempts": 0, "reply_to_id": reply_to,
             }
-            for text in texts
+            for reply_to, text in replies
         ]  # fmt: skip
-        # One statement, rows in list order: their `seq` follows the order of the replies.
         await self.session.execute(insert(Message), rows)
         return [row["id"] for row in rows]
 
-    async def mark_handled(self, message_id: uuid.UUID) -> None:
+    async def mark_handled(self, message_ids: list[uuid.UUID]) -> None:
         await self.session.execute(
             update(Message)
-            .where(Message.id == message_id)
+            .where(Message.id.in_(message_ids))
             .values(status=MessageStatus.handled.value, error=None)
         )
 

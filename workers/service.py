@@ -32,7 +32,7 @@ from app.contracts import (
 from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.leases import Leases, fair_share
 from workers.broker import StoreStreamBroker, StreamEntry
-from workers.handler import InboundHandler
+from workers.handler import InboundHandler, InboundRef
 from workers.receiver import ChatLaneReceiver, write_dead_letter
 from workers.repository import WorkerRepository
 
@@ -63,12 +63,12 @@ class Worker:
         self.handler = handler or InboundHandler(sessionmaker, redis)
 
         async def handle_inbound(message_id: str, chat_jid: str, wa_id: str = "") -> None:
-            await self.handler.handle(message_id, chat_jid, wa_id)
+            await self.handler.handle([InboundRef(message_id, chat_jid, wa_id)])
 
         self.broker.register_task(handle_inbound, task_name=INBOUND_TASK)
         self.receiver = ChatLaneReceiver(
             self.broker,
-            self._run_task,
+            self._run_tasks,
             concurrency=settings.worker_concurrency,
             chat_buffer=settings.worker_chat_buffer,
             max_attempts=settings.worker_max_attempts,
@@ -76,11 +76,17 @@ class Worker:
         )
         self.log = log.bind(worker=owner)
 
-    async def _run_task(self, message: TaskiqMessage) -> None:
-        task = self.broker.find_task(message.task_name)
-        if task is None:
-            raise LookupError(f"no task named {message.task_name!r}")
-        await task.original_func(*message.args, **message.kwargs)
+    async def _run_tasks(self, messages: list[TaskiqMessage]) -> None:
+        """A lane's run of one chat's tasks, in order. Inbound messages go to the handler together (one
+        transaction for the run); any other task runs on its own, through taskiq's registry."""
+        if all(m.task_name == INBOUND_TASK for m in messages):
+            await self.handler.handle([InboundRef(**m.kwargs) for m in messages])
+            return
+        for message in messages:
+            task = self.broker.find_task(message.task_name)
+            if task is None:
+                raise LookupError(f"no task named {message.task_name!r}")
+            await task.original_func(*message.args, **message.kwargs)
 
     async def _dead_letter(self, entry: StreamEntry, message: TaskiqMessage | None, error: str) -> None:
         await write_dead_letter(self.broker, entry, message, error)

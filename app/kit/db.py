@@ -26,11 +26,13 @@ def libpq_url(url: str) -> str:
     return make_url(async_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10, application_name: str = "mostrador") -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int | None = None, application_name: str = "mostrador"
+) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )

@@ -18,7 +18,7 @@ from sessions.manager import SessionManager
 from tests.sessions.helpers import create_store, fast_settings, running_manager, wait_for, wait_status
 from tests.workers.helpers import customer, inject, running_worker, sent_by_chat
 from workers.dlq import list_dead_letters, replay_dead_letters
-from workers.handler import InboundHandler
+from workers.handler import InboundHandler, InboundRef
 
 
 @pytest.fixture
@@ -83,8 +83,9 @@ async def test_a_redelivered_entry_is_not_applied_twice(
     await inject(redis, store_id, customer(1), "hola")
     message = await wait_for(lambda: _first_inbound(sessionmaker, store_id), what="the inbound row")
     handler = InboundHandler(sessionmaker, redis)
-    await handler.handle(str(message.id), customer(1))
-    await handler.handle(str(message.id), customer(1))  # the same entry again (a crash before the ack)
+    ref = InboundRef(str(message.id), customer(1))
+    await handler.handle([ref])
+    await handler.handle([ref])  # the same entry again (a crash before the ack)
     async with sessionmaker() as session:
         replies = (
             await session.execute(select(func.count()).where(Message.reply_to_id == message.id))
@@ -104,10 +105,10 @@ async def _first_inbound(sessionmaker: AsyncSessionMaker, store_id: uuid.UUID) -
 class PoisonHandler(InboundHandler):
     """Fails every message whose WhatsApp id starts with POISON, like a bot bug triggered by one message."""
 
-    async def handle(self, message_id: str, chat_jid: str, wa_id: str = "") -> None:
-        if wa_id.startswith("POISON"):
+    async def handle(self, refs: list[InboundRef]) -> None:
+        if any(ref.wa_id.startswith("POISON") for ref in refs):
             raise RuntimeError("bot crashed on this message")
-        await super().handle(message_id, chat_jid, wa_id)
+        await super().handle(refs)
 
 
 async def test_a_poison_message_goes_to_the_dead_letters_and_the_chats_go_on(
