@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from app.contracts import inbound_entry, messages_stream
 from app.kit.batching import GroupCommit
-from app.kit.db import AsyncSessionMaker, transaction
+from app.kit.db import AsyncSessionMaker, single_statement, transaction
 from sessions.drivers.base import InboundMessage
 from sessions.repository import SessionsRepository
 
@@ -45,7 +45,7 @@ class InboundRecorder:
         self._commits.close()
 
     async def _save_batch(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> list[None]:
-        async with transaction(self.sessionmaker) as session:
+        async with single_statement(self.sessionmaker) as session:
             written = await SessionsRepository(session).save_inbound(batch)
         queued = [
             (store_id, message, message_id)

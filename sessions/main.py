@@ -25,7 +25,7 @@ def build_driver(settings: Settings, database_url: str, redis_url: str) -> Drive
 
 async def serve(settings: Settings) -> None:
     database_url, redis_url = settings.require_urls()
-    engine = create_engine(database_url, pool_size=10, application_name="mostrador-sessions")
+    engine = create_engine(database_url, pool_size=10, pre_ping=False, application_name="mostrador-sessions")
     redis = create_redis(redis_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

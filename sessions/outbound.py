@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 
 from app.contracts import OUTBOX_GROUP, create_store_streams, outbox_stream
 from app.kit.batching import GroupCommit
-from app.kit.db import transaction
+from app.kit.db import single_statement, transaction
 from app.kit.redis import create_redis, read_group
 from app.models import MessageStatus
 from sessions.drivers.base import DriverError
@@ -177,11 +177,11 @@ class Outbox:
             log.warning("outbound send interrupted earlier; marked failed", message_id=str(message_id))
 
     async def _claim_batch(self, claims: list[tuple[uuid.UUID, str]]) -> list[OutboundToSend | None]:
-        async with transaction(self.manager.sessionmaker) as db:
+        async with single_statement(self.manager.sessionmaker) as db:
             return await SessionsRepository(db).claim_for_sending(claims)
 
     async def _finish_batch(self, outcomes: list[SendOutcome]) -> list[bool]:
-        async with transaction(self.manager.sessionmaker) as db:
+        async with single_statement(self.manager.sessionmaker) as db:
             return await SessionsRepository(db).finish_sending(outcomes)
 
     async def _pace(self, session: StoreSession, chat_jid: str, text: str) -> None:

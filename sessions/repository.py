@@ -31,6 +31,7 @@ WITH input AS (
     SELECT gen_random_uuid(), store_id, chat_jid,
            (array_agg(name ORDER BY ord DESC) FILTER (WHERE name IS NOT NULL))[1], max(ts), '{}', 0, false
     FROM input GROUP BY store_id, chat_jid
+    ORDER BY store_id, chat_jid  -- rows are locked in this order, the worker's order too: no deadlock
     ON CONFLICT (store_id, chat_jid) DO UPDATE SET
         customer_name = coalesce(excluded.customer_name, c.customer_name),
         last_message_at = greatest(c.last_message_at, excluded.last_message_at),

@@ -16,14 +16,16 @@ from datetime import UTC, datetime
 
 import structlog
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts import outbox_entry, outbox_stream
+from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, transaction
 from app.models import MessageStatus
 from workers.bots.base import BotContext, BotMessage
 from workers.bots.registry import language_of, load_bot
 from workers.bots.tools import DatabaseBotTools
-from workers.repository import WorkerRepository
+from workers.repository import ConversationRow, ConversationSave, InboundRow, StoreRow, WorkerRepository
 
 log = structlog.get_logger(__name__)
 
@@ -44,69 +46,95 @@ class InboundHandler:
         self.sessionmaker = sessionmaker
         self.redis = redis
         self.clock = clock or (lambda: datetime.now(UTC))
+        # The runs of every lane that arrive while a transaction is in flight share the next one.
+        self._runs: GroupCommit[list[InboundRef], None] = GroupCommit(self._handle_runs, max_batch=200)
 
     async def handle(self, refs: list[InboundRef]) -> None:
         """Handle inbound messages of one chat (a lane's run of entries): everything of the chat still waiting
-        up to the newest of them, in one transaction per conversation."""
-        async with transaction(self.sessionmaker) as session:
-            targets = await WorkerRepository(session).inbound([uuid.UUID(ref.message_id) for ref in refs])
-        newest: dict[uuid.UUID, int] = {}
-        for target in targets:
-            if target.status != MessageStatus.handled:  # handled: a redelivery of committed effects
-                newest[target.conversation_id] = max(target.seq, newest.get(target.conversation_id, 0))
-        for conversation_id, up_to_seq in newest.items():
-            await self._handle_conversation(conversation_id, up_to_seq)
+        up to the newest of them. Returns once the effects are committed."""
+        try:
+            await self._runs.submit(refs)
+        except Exception:
+            # A shared transaction fails as a whole: this run again on its own, so that one failing chat (a bot
+            # bug, a bad message) fails only itself.
+            await self._handle_runs([refs])
 
-    async def _handle_conversation(self, conversation_id: uuid.UUID, up_to_seq: int) -> None:
+    async def _handle_runs(self, runs: list[list[InboundRef]]) -> list[None]:
         async with transaction(self.sessionmaker) as session:
             repository = WorkerRepository(session)
-            conversation, store = await repository.lock_conversation(conversation_id)
-            # The stream entries are triggers; the order is the conversation's. Older messages of this chat still
+            refs = [ref for run in runs for ref in run]
+            targets = await repository.inbound([uuid.UUID(ref.message_id) for ref in refs])
+            up_to: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
+            for target in targets:
+                if target.status != MessageStatus.handled:  # handled: a redelivery of committed effects
+                    seen = up_to.get(target.conversation_id, (target.store_id, 0))[1]
+                    up_to[target.conversation_id] = (target.store_id, max(seen, target.seq))
+            if not up_to:
+                return [None] * len(runs)
+            conversations = await repository.lock_conversations(list(up_to))
+            # The stream entries are triggers; the order is the conversation's. Older messages of a chat still
             # waiting (their entries lost with a Redis, or re-queued late by a sweeper) are answered first.
-            backlog = await repository.unhandled_inbound(conversation.id, up_to_seq)
-            if not backlog:
-                return  # handled meanwhile by another handler that held the conversation
-            state, paused = dict(conversation.bot_state), conversation.bot_paused
-            bot, config = load_bot(store.bot_kind, store.bot_config)
-            now = self.clock()
-            context = BotContext(
-                store_id=store.id, store_name=store.name, language=language_of(config), now=now
-            )
-            tools = DatabaseBotTools(
-                session,
-                store_id=store.id,
-                conversation_id=conversation.id,
-                chat_jid=conversation.chat_jid,
-                now=now,
-            )
-            replies: list[tuple[uuid.UUID, str]] = []
-            for inbound in backlog:
-                if not paused:  # paused: a person took the chat over (handoff); the bot stays quiet
-                    message = BotMessage(
-                        text=inbound.text or "",
-                        type=inbound.type,
-                        chat_jid=conversation.chat_jid,
-                        customer_name=conversation.customer_name,
-                        received_at=inbound.wa_timestamp or inbound.created_at,
-                    )
-                    reply = await bot.handle(context, config, state, message, tools)
-                    state, paused = reply.state, paused or reply.handoff
-                    replies += [(inbound.id, text) for text in reply.replies]
-            reply_ids = await repository.add_replies(
-                store_id=store.id, conversation_id=conversation.id, replies=replies
-            )
-            await repository.mark_handled([inbound.id for inbound in backlog])
-            await repository.save_conversation(
-                conversation.id, state=state, handled_seq=backlog[-1].seq, paused=paused
-            )
+            backlog: dict[uuid.UUID, list[InboundRow]] = {}
+            for row in await repository.unhandled_inbound(up_to):
+                backlog.setdefault(row.conversation_id, []).append(row)
+            replies: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]] = []  # (store, conversation, to, text)
+            chats: list[str] = []
+            saves: list[ConversationSave] = []
+            for conversation, store in conversations:
+                waiting = backlog.get(conversation.id)
+                if not waiting:
+                    continue  # handled meanwhile by another handler that held the conversation
+                texts, save = await self._run_bot(session, conversation, store, waiting)
+                replies += [(store.id, conversation.id, reply_to, text) for reply_to, text in texts]
+                chats += [conversation.chat_jid] * len(texts)
+                saves.append(save)
+            reply_ids = await repository.add_replies(replies)
+            outbox = [
+                (reply[0], reply_id, chat)
+                for reply, reply_id, chat in zip(replies, reply_ids, chats, strict=True)
+            ]
+            await repository.mark_handled([row.id for rows in backlog.values() for row in rows])
+            await repository.save_conversations(saves)
         # Committed: only now may the session manager see the replies.
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for reply_id in reply_ids:
-                    pipe.xadd(
-                        outbox_stream(store.id),
-                        outbox_entry(message_id=reply_id, chat_jid=conversation.chat_jid),  # type: ignore[arg-type]
-                    )
-                await pipe.execute()
-        except Exception:
-            log.warning("queueing replies failed; the sweeper will", count=len(reply_ids), exc_info=True)
+        if replies:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for store_id, reply_id, chat_jid in outbox:
+                        entry = outbox_entry(message_id=reply_id, chat_jid=chat_jid)
+                        pipe.xadd(outbox_stream(store_id), entry)  # type: ignore[arg-type]
+                    await pipe.execute()
+            except Exception:
+                log.warning("queueing replies failed; the sweeper will", count=len(outbox), exc_info=True)
+        return [None] * len(runs)
+
+    async def _run_bot(
+        self, session: AsyncSession, conversation: ConversationRow, store: StoreRow, waiting: list[InboundRow]
+    ) -> tuple[list[tuple[uuid.UUID, str]], ConversationSave]:
+        """The store's bot on a chat's waiting messages, in order: the replies (reply_to, text) and the
+        conversation's new state."""
+        state, paused = dict(conversation.bot_state), conversation.bot_paused
+        bot, config = load_bot(store.bot_kind, store.bot_config)
+        now = self.clock()
+        context = BotContext(store_id=store.id, store_name=store.name, language=language_of(config), now=now)
+        tools = DatabaseBotTools(
+            session,
+            store_id=store.id,
+            conversation_id=conversation.id,
+            chat_jid=conversation.chat_jid,
+            now=now,
+        )
+        replies: list[tuple[uuid.UUID, str]] = []
+        for inbound in waiting:
+            if paused:  # a person took the chat over (handoff); the bot stays quiet
+                break
+            message = BotMessage(
+                text=inbound.text or "",
+                type=inbound.type,
+                chat_jid=conversation.chat_jid,
+                customer_name=conversation.customer_name,
+                received_at=inbound.wa_timestamp or inbound.created_at,
+            )
+            reply = await bot.handle(context, config, state, message, tools)
+            state, paused = reply.state, paused or reply.handoff
+            replies += [(inbound.id, text) for text in reply.replies]
+        return replies, ConversationSave(conversation.id, state, paused, waiting[-1].seq)

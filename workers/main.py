@@ -20,6 +20,7 @@ async def serve(settings: Settings) -> None:
         database_url,
         pool_size=min(20, settings.worker_concurrency + 2),
         max_overflow=0,
+        pre_ping=False,
         application_name="mostrador-worker",
     )
     redis = create_redis(redis_url)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +46,35 @@ class StoreRow:
     bot_config: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ConversationSave:
+    id: uuid.UUID
+    state: dict[str, Any]
+    paused: bool
+    handled_seq: int
+
+
+UNHANDLED_INBOUND = text("""
+SELECT m.id, m.store_id, m.conversation_id, m.seq, m.status, m.type, m.text, m.wa_timestamp, m.created_at
+FROM messages m
+JOIN unnest(CAST(:ids AS uuid[]), CAST(:store_ids AS uuid[]), CAST(:seqs AS bigint[])) AS u(id, store_id, seq)
+  ON m.store_id = u.store_id AND m.conversation_id = u.id
+WHERE m.status IN ('received', 'queued') AND m.direction = 'in' AND m.seq <= u.seq
+ORDER BY m.seq
+FOR UPDATE OF m
+""")
+
+# The watermark only moves forward.
+SAVE_CONVERSATIONS = text("""
+UPDATE conversations c
+SET bot_state = CAST(u.state AS jsonb), bot_paused = u.paused, handled_seq = greatest(c.handled_seq, u.seq),
+    updated_at = now()
+FROM unnest(CAST(:ids AS uuid[]), CAST(:states AS text[]), CAST(:paused AS boolean[]), CAST(:seqs AS bigint[]))
+  AS u(id, state, paused, seq)
+WHERE c.id = u.id
+""")
+
+
 class WorkerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -64,27 +94,20 @@ class WorkerRepository:
         )  # fmt: skip
         return [InboundRow(*row) for row in (await self.session.execute(query)).all()]
 
-    async def unhandled_inbound(self, conversation_id: uuid.UUID, up_to_seq: int) -> list[InboundRow]:
-        """The chat's messages still waiting, up to `up_to_seq`, oldest first, locked. Called with the
-        conversation locked, so concurrent handlers of one chat (a takeover race) take turns, never deadlock."""
-        query = (
-            select(
-                Message.id, Message.store_id, Message.conversation_id, Message.seq, Message.status, Message.type,
-                Message.text, Message.wa_timestamp, Message.created_at,
-            )
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.direction == Direction.inbound,
-                Message.seq <= up_to_seq,
-                Message.status.in_([MessageStatus.received, MessageStatus.queued]),
-            )
-            .order_by(Message.seq)
-            .with_for_update()
-        )  # fmt: skip
-        return [InboundRow(*row) for row in (await self.session.execute(query)).all()]
+    async def unhandled_inbound(self, up_to: dict[uuid.UUID, tuple[uuid.UUID, int]]) -> list[InboundRow]:
+        """For each conversation id -> (store id, seq): the chat's messages still waiting up to that seq,
+        oldest first, locked. Called with the conversations locked, so concurrent handlers of one chat (a
+        takeover race) take turns."""
+        ids = list(up_to)
+        rows = await self.session.execute(
+            UNHANDLED_INBOUND,
+            {"ids": ids, "store_ids": [up_to[i][0] for i in ids], "seqs": [up_to[i][1] for i in ids]},
+        )
+        return [InboundRow(*row) for row in rows]
 
-    async def lock_conversation(self, conversation_id: uuid.UUID) -> tuple[ConversationRow, StoreRow]:
-        """The conversation, locked, with its store's bot."""
+    async def lock_conversations(self, ids: list[uuid.UUID]) -> list[tuple[ConversationRow, StoreRow]]:
+        """The conversations, locked in (store, chat) order (the inbound insert's order too, so the two never
+        deadlock), each with its store's bot."""
         query = (
             select(
                 Conversation.id, Conversation.chat_jid, Conversation.customer_name, Conversation.bot_state,
@@ -92,16 +115,16 @@ class WorkerRepository:
                 Store.id, Store.name, Store.bot_kind, Store.bot_config,
             )
             .join(Store, Store.id == Conversation.store_id)
-            .where(Conversation.id == conversation_id)
+            .where(Conversation.id.in_(ids))
+            .order_by(Conversation.store_id, Conversation.chat_jid)
             .with_for_update(of=Conversation)
         )  # fmt: skip
-        row = (await self.session.execute(query)).one()
-        return ConversationRow(*row[:6]), StoreRow(*row[6:])
+        return [(ConversationRow(*row[:6]), StoreRow(*row[6:])) for row in await self.session.execute(query)]
 
     async def add_replies(
-        self, *, store_id: uuid.UUID, conversation_id: uuid.UUID, replies: list[tuple[uuid.UUID, str]]
+        self, replies: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]
     ) -> list[uuid.UUID]:
-        """Insert (reply_to, text) rows `pending`, in list order (their `seq` follows it)."""
+        """Insert (store, conversation, reply_to, text) rows `pending`, in list order (their `seq` follows it)."""
         if not replies:
             return []
         rows: list[dict[str, Any]] = [
@@ -110,7 +133,7 @@ class WorkerRepository:
                 "direction": Direction.outbound.value, "type": "text", "text": text,
                 "status": MessageStatus.pending.value, "attempts": 0, "reply_to_id": reply_to,
             }
-            for reply_to, text in replies
+            for store_id, conversation_id, reply_to, text in replies
         ]  # fmt: skip
         await self.session.execute(insert(Message), rows)
         return [row["id"] for row in rows]
@@ -122,18 +145,17 @@ class WorkerRepository:
             .values(status=MessageStatus.handled.value, error=None)
         )
 
-    async def save_conversation(
-        self, conversation_id: uuid.UUID, *, state: dict[str, Any], handled_seq: int, paused: bool
-    ) -> None:
-        await self.session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(
-                bot_state=state,
-                bot_paused=paused,
-                handled_seq=func.greatest(Conversation.handled_seq, handled_seq),
+    async def save_conversations(self, saves: list[ConversationSave]) -> None:
+        if saves:
+            await self.session.execute(
+                SAVE_CONVERSATIONS,
+                {
+                    "ids": [c.id for c in saves],
+                    "states": [json.dumps(c.state) for c in saves],
+                    "paused": [c.paused for c in saves],
+                    "seqs": [c.handled_seq for c in saves],
+                },
             )
-        )
 
     async def mark_dead(self, message_id: uuid.UUID, error: str) -> None:
         await self.session.execute(

@@ -27,19 +27,36 @@ def libpq_url(url: str) -> str:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int | None = None, application_name: str = "mostrador"
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pre_ping: bool = True,
+    application_name: str = "mostrador",
 ) -> AsyncEngine:
+    """`pre_ping` costs three round trips per checkout. The hot processes (session manager, worker) turn it
+    off: they retry what fails on a dead connection, and the first such failure after a PostgreSQL restart
+    makes SQLAlchemy recycle the whole pool."""
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> AsyncSessionMaker:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def single_statement(sessionmaker: AsyncSessionMaker) -> AsyncIterator[AsyncSession]:
+    """A session in autocommit mode, for work that is one statement (atomic by itself): no BEGIN and COMMIT
+    round trips around it."""
+    bind = sessionmaker.kw["bind"]
+    async with sessionmaker(bind=bind.execution_options(isolation_level="AUTOCOMMIT")) as session:
+        yield session
 
 
 @asynccontextmanager
