@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     sim_receipt_delay_ms: int = Field(
         500, ge=0, description="Simulator: delay before a sent message is reported delivered, then read."
     )
+    sim_receipts: bool = Field(
+        True, description="Simulator: report sent messages delivered, then read (off in benchmarks)."
+    )
 
     @model_validator(mode="after")
     def _check_secret(self) -> Settings:

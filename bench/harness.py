@@ -58,7 +58,7 @@ class Processes:
             "MOSTRADOR_WHATSAPP_DRIVER": "simulator",
             "MOSTRADOR_ENV": "testing",
             "MOSTRADOR_LOG_LEVEL": "WARNING",
-            "MOSTRADOR_SIM_RECEIPT_DELAY_MS": "600000",  # receipts are not what is measured
+            "MOSTRADOR_SIM_RECEIPTS": "false",  # receipts are not what is measured
             **self.env_overrides,
         }
 

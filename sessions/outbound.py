@@ -57,10 +57,12 @@ class Outbox:
             self._claim_batch
         )
         self._finishes: GroupCommit[SendOutcome, bool] = GroupCommit(self._finish_batch)
+        self._acks: GroupCommit[tuple[str, str], None] = GroupCommit(self._ack_batch)
 
     async def close(self) -> None:
         self._claims.close()
         self._finishes.close()
+        self._acks.close()
         for lane in self._lanes.values():
             if lane.task is not None:
                 lane.task.cancel()
@@ -200,4 +202,14 @@ class Outbox:
             await asyncio.sleep(jitter)
 
     async def _ack(self, store_id: uuid.UUID, entry_id: str) -> None:
-        await self.redis.xack(outbox_stream(store_id), OUTBOX_GROUP, entry_id)
+        await self._acks.submit((outbox_stream(store_id), entry_id))
+
+    async def _ack_batch(self, entries: list[tuple[str, str]]) -> list[None]:
+        by_stream: dict[str, list[str]] = {}
+        for stream, entry_id in entries:
+            by_stream.setdefault(stream, []).append(entry_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, OUTBOX_GROUP, *ids)
+            await pipe.execute()
+        return [None] * len(entries)

@@ -29,6 +29,7 @@ from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
 from app.contracts import MESSAGES_GROUP, create_store_streams, messages_stream
+from app.kit.batching import GroupCommit
 from app.kit.redis import read_group
 
 log = structlog.get_logger(__name__)
@@ -53,14 +54,14 @@ class StoreStreamBroker(RedisStreamBroker):
         self._reader = Redis.from_url(redis_url, decode_responses=True)  # the blocking read's own connection
         self._owned: set[uuid.UUID] = set()
         self._replayed: set[uuid.UUID] = set()
-        self._acks: list[tuple[StreamEntry, asyncio.Future[None]]] = []
-        self._acking: asyncio.Task[None] | None = None
+        self._acks: GroupCommit[StreamEntry, None] = GroupCommit(self._send_acks)
 
     async def startup(self) -> None:
         # No group declaration here: groups belong to stores and are created when a store is taken.
         self.is_worker_process = True
 
     async def shutdown(self) -> None:
+        self._acks.close()
         await self._reader.aclose()
 
     async def own(self, store_id: uuid.UUID) -> None:
@@ -126,38 +127,19 @@ class StoreStreamBroker(RedisStreamBroker):
         return entries
 
     async def ack(self, entry: StreamEntry) -> None:
-        """XACK the entry; returns once Redis acknowledged it (or raises). The acks asked for while one XACK
-        round trip is in flight go together in the next one (one round trip each cost a third of the CPU)."""
-        done = asyncio.get_running_loop().create_future()
-        self._acks.append((entry, done))
-        if self._acking is None or self._acking.done():
-            self._acking = asyncio.create_task(self._send_acks())
-        await done
+        """XACK the entry; returns once Redis acknowledged it (or raises). The acks asked for while one round
+        trip is in flight go together in the next (one round trip each cost a third of the CPU)."""
+        await self._acks.submit(entry)
 
-    async def _send_acks(self) -> None:
-        while self._acks:
-            batch, self._acks = self._acks, []
-            by_stream: dict[str, list[str]] = {}
-            for entry, _ in batch:
-                by_stream.setdefault(entry.stream, []).append(entry.entry_id)
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for stream, ids in by_stream.items():
-                        pipe.xack(stream, MESSAGES_GROUP, *ids)
-                    await pipe.execute()
-            except Exception as exc:  # every waiter sees the failure (and retries, as with a single XACK)
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            except BaseException:  # cancelled: nobody waits forever
-                for _, done in batch + self._acks:
-                    done.cancel()
-                self._acks = []
-                raise
-            else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+    async def _send_acks(self, entries: list[StreamEntry]) -> list[None]:
+        by_stream: dict[str, list[str]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, MESSAGES_GROUP, *ids)
+            await pipe.execute()
+        return [None] * len(entries)
 
     async def listen(self) -> AsyncGenerator[AckableMessage]:
         """taskiq's interface, for tools that expect it; the worker itself uses `entries()` and lanes."""

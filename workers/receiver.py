@@ -200,8 +200,8 @@ class ChatLaneReceiver:
 
     async def _process(self, entry: StreamEntry, message: TaskiqMessage | None) -> None:
         if message is None:
-            await self.dead_letter(entry, None, "not a task message")
-            await self.broker.ack(entry)
+            if await self._dead_letter(entry, None, "not a task message"):
+                await self._ack(entry)
             return
         failures = 0
         infra_delay = 0.1
@@ -219,14 +219,28 @@ class ChatLaneReceiver:
                 failures += 1
                 log.warning("handler failed", attempt=failures, error=repr(exc)[:300], entry=entry.entry_id)
                 if failures >= self.max_attempts:
-                    await self.dead_letter(entry, message, repr(exc))
-                    await self._ack(entry)
+                    if await self._dead_letter(entry, message, repr(exc)):
+                        await self._ack(entry)
                     return
                 await asyncio.sleep(RETRY_DELAYS[min(failures - 1, len(RETRY_DELAYS) - 1)])
                 continue
             self.handled += 1
             await self._ack(entry)
             return
+
+    async def _dead_letter(self, entry: StreamEntry, message: TaskiqMessage | None, error: str) -> bool:
+        """Insist, like the ack: a lane whose dead-lettering failed would stop, its chat stuck. False when the
+        store stopped being ours meanwhile (the next owner retries the entry)."""
+        delay = 0.1
+        while entry.store_id in self.broker.owned():
+            try:
+                await self.dead_letter(entry, message, error)
+                return True
+            except Exception:
+                log.warning("dead-lettering failed; retrying", entry=entry.entry_id, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(INFRA_DELAY_MAX, delay * 2)
+        return False
 
     async def _ack(self, entry: StreamEntry) -> None:
         delay = 0.1

@@ -39,6 +39,7 @@ from app.contracts import (
     sim_outbound_stream,
     sim_pairing_key,
 )
+from app.kit.batching import GroupCommit
 from app.kit.redis import create_redis, read_group
 from sessions.drivers.base import (
     Connected,
@@ -314,8 +315,9 @@ class SimulatorConnection(Connection):
         message_id = wa_id or self.driver.new_message_id()
         now = _now()
         fields = {"id": message_id, "chat": chat_jid, "text": text, "ts": str(int(now.timestamp() * 1000))}
-        await self.redis.xadd(sim_outbound_stream(self.store_id), fields)  # type: ignore[arg-type]
-        self._spawn(self._receipts(chat_jid, message_id))
+        await self.driver.sends.submit((sim_outbound_stream(self.store_id), fields))
+        if self.driver.settings.sim_receipts:
+            self._spawn(self._receipts(chat_jid, message_id))
         return SentMessage(wa_id=message_id, timestamp=now)
 
     async def _receipts(self, chat_jid: str, message_id: str) -> None:
@@ -356,6 +358,16 @@ class SimulatorDriver(Driver):
         self._streams: dict[str, SimulatorConnection] = {}
         self._live: dict[uuid.UUID, SimulatorConnection] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Sends of every connection reach the "network" in one pipeline per round, as a real client's frames
+        # share one socket.
+        self.sends: GroupCommit[tuple[str, dict[str, str]], None] = GroupCommit(self._send_batch)
+
+    async def _send_batch(self, sends: list[tuple[str, dict[str, str]]]) -> list[None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, fields in sends:
+                pipe.xadd(stream, fields)  # type: ignore[arg-type]
+            await pipe.execute()
+        return [None] * len(sends)
 
     def connection(self, store_id: uuid.UUID, on_event: EventCallback) -> Connection:
         return SimulatorConnection(self, store_id, on_event)
@@ -381,6 +393,7 @@ class SimulatorDriver(Driver):
         ]
 
     async def close(self) -> None:
+        self.sends.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
