@@ -26,6 +26,7 @@ from sessions.drivers.base import (
     DriverError,
     Event,
     Inbound,
+    InboundBatch,
     LoggedOut,
     Paired,
     PairingCode,
@@ -133,13 +134,16 @@ class StoreSession:
 
     # --- events --------------------------------------------------------------------------------------------
     async def on_event(self, event: Event) -> None:
-        if self.closed and not isinstance(event, Inbound | Receipt):
+        if self.closed and not isinstance(event, Inbound | InboundBatch | Receipt):
             return
         match event:
             case Inbound(message):
                 # Raising here keeps the message unacknowledged on the network, which delivers it again.
                 self._require_lease()
                 await self.manager.inbound.save(self.store_id, message)
+            case InboundBatch(messages):
+                self._require_lease()
+                await self.manager.inbound.save_many(self.store_id, messages)
             case QrCode(code, expires_at) | PairingCode(code, expires_at):
                 is_qr = isinstance(event, QrCode)
                 payload = qr_event(code, expires_at) if is_qr else pairing_code_event(code, expires_at)

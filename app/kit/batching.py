@@ -41,12 +41,16 @@ class GroupCommit(Generic[T, R]):
         self._flusher: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
+        # Not shielded: a caller that gives up cancels only its own future; the flush goes on without it.
+        return await self.submit_nowait(item)
+
+    def submit_nowait(self, item: T) -> asyncio.Future[R]:
+        """Queue the item; the future resolves with its result. Items queued in order are flushed in order."""
         waiting: _Waiting[T, R] = _Waiting(item)
         self._waiting.append(waiting)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
-        # Shielded: a caller that gives up does not cancel the flush its item is part of.
-        return await asyncio.shield(waiting.result)
+        return waiting.result
 
     def close(self) -> None:
         if self._flusher is not None:

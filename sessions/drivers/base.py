@@ -81,6 +81,13 @@ class Inbound:
     message: InboundMessage
 
 
+@dataclass(frozen=True)
+class InboundBatch:
+    """Several messages of one connection at once, in order (the simulator's way): saved together."""
+
+    messages: list[InboundMessage]
+
+
 ReceiptKind = Literal["delivered", "read", "played"]
 
 
@@ -91,7 +98,9 @@ class Receipt:
     kind: ReceiptKind = "delivered"
 
 
-Event = QrCode | PairingCode | Paired | Connected | Disconnected | LoggedOut | Inbound | Receipt
+Event = (
+    QrCode | PairingCode | Paired | Connected | Disconnected | LoggedOut | Inbound | InboundBatch | Receipt
+)
 EventCallback = Callable[[Event], Awaitable[None]]
 
 

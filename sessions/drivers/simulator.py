@@ -49,7 +49,7 @@ from sessions.drivers.base import (
     DriverError,
     Event,
     EventCallback,
-    Inbound,
+    InboundBatch,
     InboundMessage,
     LoggedOut,
     Paired,
@@ -267,30 +267,22 @@ class SimulatorConnection(Connection):
 
     async def _deliver_inbound(self, entries: list[tuple[str, str, dict[str, str]]]) -> None:
         """Hand messages to the manager all at once (it commits them together, in this order), then acknowledge
-        them. One that failed stays unacknowledged and is handed over again, in order, with what followed it."""
+        them. If that fails, none is acknowledged and all are handed over again (those already saved are
+        recognised by their WhatsApp id)."""
         delay = 0.05
         while entries and self.state is _State.connected:
-            results = await asyncio.gather(
-                *(self.on_event(Inbound(_inbound_message(fields))) for _, _, fields in entries),
-                return_exceptions=True,
-            )
-            first_failed = next(
-                (n for n, result in enumerate(results) if isinstance(result, BaseException)), len(entries)
-            )
-            durable, entries = entries[:first_failed], entries[first_failed:]
-            if durable:
-                # Acknowledged only after the manager made them durable: a crash before this means redelivery.
-                await self.redis.xack(
-                    durable[0][0], SIM_DEVICE_GROUP, *(entry_id for _, entry_id, _ in durable)
-                )
-            if entries:
+            try:
+                await self.on_event(InboundBatch([_inbound_message(fields) for _, _, fields in entries]))
+            except Exception as exc:
                 log.warning(
-                    "inbound handler failed; retrying",
-                    store_id=str(self.store_id),
-                    error=repr(results[first_failed])[:300],
+                    "inbound handler failed; retrying", store_id=str(self.store_id), error=repr(exc)[:300]
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            # Acknowledged only after the manager made them durable: a crash before this means redelivery.
+            await self.redis.xack(entries[0][0], SIM_DEVICE_GROUP, *(entry_id for _, entry_id, _ in entries))
+            return
 
     async def _on_control(self, fields: dict[str, str]) -> None:
         kind = fields.get("kind")
