@@ -39,10 +39,31 @@ async def _wait_replies(redis: Redis, stores: list, count: int, timeout: float) 
     return seen
 
 
+# The full load: 20 stores x 50 chats x 20 messages, injected as fast as the injector can.
+STORES, CHATS, PER_CHAT = 20, 50, 20
+
+
+async def test_every_chat_is_answered_in_order_under_full_load(
+    processes: Processes, sessionmaker: AsyncSessionMaker, redis: Redis
+) -> None:
+    stores = await create_stores(sessionmaker, redis, STORES)
+    processes.start("sessions", "sessions")
+    processes.start("worker-0", "worker")
+    processes.start("worker-1", "worker")
+    await wait_connected(sessionmaker, stores)
+    total = STORES * CHATS * PER_CHAT
+    await inject(redis, stores, CHATS, PER_CHAT)
+    seen = await _wait_replies(redis, stores, total, timeout=240)
+    await asyncio.sleep(2)  # anything sent twice would show up now
+    outcome = await check(redis, sessionmaker, stores, CHATS, PER_CHAT)
+    assert outcome.clean, as_dict(outcome)
+    assert seen == total and outcome.received == total and outcome.order_violations == 0
+
+
 async def test_sigkill_of_a_worker_mid_load_loses_and_repeats_nothing(
     processes: Processes, sessionmaker: AsyncSessionMaker, redis: Redis
 ) -> None:
-    stores_n, chats, per_chat = 10, 20, 10
+    stores_n, chats, per_chat = STORES, CHATS, PER_CHAT
     stores = await create_stores(sessionmaker, redis, stores_n)
     processes.start("sessions", "sessions")
     first, second = processes.start("worker-0", "worker"), processes.start("worker-1", "worker")
