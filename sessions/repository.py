@@ -48,14 +48,14 @@ ON CONFLICT (store_id, wa_id) DO NOTHING
 RETURNING id
 """)
 
-# Per target reply: the chat's oldest pending reply up to it (the in-flight index finds it among the store's
-# pending rows), claimed for sending.
+# Per target reply: the chat's oldest pending reply up to it (found in the in-flight index, by conversation),
+# claimed for sending.
 CLAIM_FOR_SENDING = text("""
 WITH pick AS (
     SELECT r.target, r.wa_id, (
         SELECT m.id FROM messages m
-        WHERE m.store_id = t.store_id AND m.status = 'pending' AND m.seq <= t.seq
-          AND m.conversation_id = t.conversation_id AND m.direction = 'out'
+        WHERE m.conversation_id = t.conversation_id AND m.status = 'pending' AND m.seq <= t.seq
+          AND m.direction = 'out'
         ORDER BY m.seq LIMIT 1
     ) AS id
     FROM unnest(CAST(:targets AS uuid[]), CAST(:wa_ids AS text[])) AS r(target, wa_id)

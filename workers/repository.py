@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Conversation, Direction, Message, MessageStatus, Store
@@ -62,6 +61,16 @@ JOIN unnest(CAST(:ids AS uuid[]), CAST(:store_ids AS uuid[]), CAST(:seqs AS bigi
 WHERE m.status IN ('received', 'queued') AND m.direction = 'in' AND m.seq <= u.seq
 ORDER BY m.seq
 FOR UPDATE OF m
+""")
+
+ADD_REPLIES = text("""
+INSERT INTO messages (id, store_id, conversation_id, direction, type, text, status, attempts, reply_to_id)
+SELECT r.id, r.store_id, r.conversation_id, 'out', 'text', r.text, 'pending', 0, r.reply_to
+FROM unnest(
+    CAST(:ids AS uuid[]), CAST(:store_ids AS uuid[]), CAST(:conversation_ids AS uuid[]),
+    CAST(:reply_to AS uuid[]), CAST(:texts AS text[])
+) WITH ORDINALITY AS r(id, store_id, conversation_id, reply_to, text, ord)
+ORDER BY r.ord
 """)
 
 # The watermark only moves forward.
@@ -117,26 +126,31 @@ class WorkerRepository:
             .join(Store, Store.id == Conversation.store_id)
             .where(Conversation.id.in_(ids))
             .order_by(Conversation.store_id, Conversation.chat_jid)
-            .with_for_update(of=Conversation)
+            # NO KEY UPDATE (key_share): handlers of one chat still take turns, but the foreign-key checks of
+            # messages being inserted into the chat (KEY SHARE) need not wait for the handler's commit.
+            .with_for_update(of=Conversation, key_share=True)
         )  # fmt: skip
         return [(ConversationRow(*row[:6]), StoreRow(*row[6:])) for row in await self.session.execute(query)]
 
     async def add_replies(
         self, replies: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]
     ) -> list[uuid.UUID]:
-        """Insert (store, conversation, reply_to, text) rows `pending`, in list order (their `seq` follows it)."""
+        """Insert (store, conversation, reply_to, text) rows `pending` with one statement, in list order (their
+        `seq` follows it)."""
         if not replies:
             return []
-        rows: list[dict[str, Any]] = [
+        ids = [uuid.uuid4() for _ in replies]
+        await self.session.execute(
+            ADD_REPLIES,
             {
-                "id": uuid.uuid4(), "store_id": store_id, "conversation_id": conversation_id,
-                "direction": Direction.outbound.value, "type": "text", "text": text,
-                "status": MessageStatus.pending.value, "attempts": 0, "reply_to_id": reply_to,
-            }
-            for store_id, conversation_id, reply_to, text in replies
-        ]  # fmt: skip
-        await self.session.execute(insert(Message), rows)
-        return [row["id"] for row in rows]
+                "ids": ids,
+                "store_ids": [r[0] for r in replies],
+                "conversation_ids": [r[1] for r in replies],
+                "reply_to": [r[2] for r in replies],
+                "texts": [r[3] for r in replies],
+            },
+        )
+        return ids
 
     async def mark_handled(self, message_ids: list[uuid.UUID]) -> None:
         await self.session.execute(

@@ -58,18 +58,20 @@ class Message(IdMixin, TimestampMixin, Base):
         # Keyset pagination of a store's and a conversation's history, newest first or oldest first.
         Index("ix_messages_store_created", "store_id", "created_at", "id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at", "id"),
-        # The sweepers look only at rows that are still in flight.
+        # A chat's rows still in flight (its oldest pending reply, its waiting inbound messages), by conversation:
+        # the hot queries read only the chat's entries. The sweepers scan the whole (small) partial index.
         Index(
             "ix_messages_in_flight",
-            "store_id",
+            "conversation_id",
             "status",
             "seq",
             postgresql_where=text("status IN ('received', 'queued', 'pending', 'sending')"),
         ),
     )
 
-    # Insertion order inside the database: orders a chat's messages for the watermark. Never exposed.
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    # Insertion order inside the database: orders a chat's messages for the watermark. Never exposed. Unique by
+    # construction (an identity); no unique index, which every one of a message's row versions would pay for.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
     conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     direction: Mapped[str] = mapped_column(String(3))
