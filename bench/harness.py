@@ -170,6 +170,45 @@ async def inject(
     return sent_at
 
 
+async def inject_steady(
+    redis: Redis, store_ids: list[uuid.UUID], chats: int, per_chat: int, rate: float, *, first_chat: int = 0
+) -> dict[tuple[str, str], float]:
+    """Customers' messages at a steady `rate`, round after round over every chat (numbered from `first_chat`):
+    every 10 ms, the messages due are written in one pipeline (a sender costing a message's worth of CPU each
+    would compete with the system it measures). Returns the wall-clock send time by (store hex, text)."""
+    messages = [
+        (store_id, chat, n)
+        for n in range(per_chat)
+        for store_id in store_ids
+        for chat in range(first_chat, first_chat + chats)
+    ]
+    sent_at: dict[tuple[str, str], float] = {}
+    started = time.monotonic()
+    done = 0
+    while done < len(messages):
+        due = min(len(messages), int((time.monotonic() - started) * rate) + 1)
+        now = time.time()  # taken before the write: latencies err on the long side
+        async with redis.pipeline(transaction=False) as pipe:
+            for store_id, chat, n in messages[done:due]:
+                body = f"c{chat} m{n}"
+                pipe.xadd(
+                    sim_inbound_stream(store_id),
+                    {
+                        "id": f"T{store_id.hex[:8]}{chat:05d}{n:05d}".upper(),
+                        "from": chat_jid(chat),
+                        "name": "",
+                        "text": body,
+                        "ts": "1764300000000",
+                    },
+                )
+            await pipe.execute()
+        for store_id, chat, n in messages[done:due]:
+            sent_at[(store_id.hex, f"c{chat} m{n}")] = now
+        done = due
+        await asyncio.sleep(0.01)
+    return sent_at
+
+
 @dataclass
 class Outcome:
     expected: int

@@ -26,7 +26,16 @@ from app.contracts import sim_outbound_stream
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.redis import create_redis
 from bench.common import bench_servers
-from bench.harness import Processes, as_dict, check, create_stores, inject, reply_count, wait_connected
+from bench.harness import (
+    Processes,
+    as_dict,
+    check,
+    create_stores,
+    inject,
+    inject_steady,
+    reply_count,
+    wait_connected,
+)
 
 
 async def _reset(database_url: str, redis_url: str) -> None:
@@ -65,13 +74,13 @@ async def _run(args: argparse.Namespace, database_url: str, redis_url: str, logs
         rate = done / elapsed
 
         # Phase 2: latency at half that rate, on fresh chats.
-        latency_rate = rate / 2
+        latency_rate = args.latency_rate or rate / 2
         chats2 = args.chats
         per_chat2 = max(1, int(latency_rate * args.latency_seconds / (args.stores * chats2)))
         base_chat = 10_000
         before = {s: await redis.xlen(sim_outbound_stream(s)) for s in stores}
         wall_started = time.time()
-        sent_at = await _inject_offset(redis, stores, chats2, per_chat2, latency_rate, base_chat)
+        sent_at = await inject_steady(redis, stores, chats2, per_chat2, latency_rate, first_chat=base_chat)
         expected2 = args.stores * chats2 * per_chat2
         deadline = time.monotonic() + args.timeout
         while await reply_count(redis, stores) - sum(before.values()) < expected2:
@@ -125,38 +134,6 @@ async def _run(args: argparse.Namespace, database_url: str, redis_url: str, logs
         await engine.dispose()
 
 
-async def _inject_offset(
-    redis: Any, stores: list[Any], chats: int, per_chat: int, rate: float, base: int
-) -> dict[tuple[str, str], float]:
-    """Like harness.inject at a steady rate, on chats numbered from `base`; wall-clock send times by (store, text)."""
-    from app.contracts import sim_inbound_stream
-    from bench.harness import chat_jid
-
-    sent: dict[tuple[str, str], float] = {}
-    started = time.monotonic()
-    count = 0
-    for n in range(per_chat):
-        for store_id in stores:
-            for chat in range(base, base + chats):
-                body = f"c{chat} m{n}"
-                await redis.xadd(
-                    sim_inbound_stream(store_id),
-                    {
-                        "id": f"T{store_id.hex[:8]}{chat:05d}{n:05d}".upper(),
-                        "from": chat_jid(chat),
-                        "name": "",
-                        "text": body,
-                        "ts": "1764300000000",
-                    },
-                )
-                sent[(store_id.hex, body)] = time.time()
-                count += 1
-                ahead = count / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-    return sent
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,6 +143,9 @@ def main() -> None:
     parser.add_argument("--per-chat", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-seconds", type=float, default=20)
+    parser.add_argument(
+        "--latency-rate", type=float, default=0, help="messages/s of phase 2 (default: half of phase 1)"
+    )
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="mostrador-pipeline-"))

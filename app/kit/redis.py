@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -27,11 +28,18 @@ def create_redis(url: str, *, max_connections: int = 64) -> Redis:
 StreamEntries = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 
 
+# A blocking read that returned a partial batch waits this long before the caller reads again: under a steady
+# trickle, reading (and then flushing) every entry alone costs a round trip per entry.
+READ_LINGER = 0.003
+
+
 async def read_group(
     redis: Redis, group: str, consumer: str, streams: dict[str, str], *, count: int, block: int | None = None
 ) -> StreamEntries:
     """XREADGROUP with its reply typed (redis-py types it loosely); entries deleted meanwhile are skipped."""
     reply: Any = await redis.xreadgroup(group, consumer, streams, count=count, block=block)  # type: ignore[arg-type]
+    if block is not None and reply and sum(len(entries) for _, entries in reply) < count:
+        await asyncio.sleep(READ_LINGER)
     return [
         (stream, [(entry_id, fields) for entry_id, fields in entries if fields is not None])
         for stream, entries in (reply or [])

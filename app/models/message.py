@@ -58,12 +58,12 @@ class Message(IdMixin, TimestampMixin, Base):
         # Keyset pagination of a store's and a conversation's history, newest first or oldest first.
         Index("ix_messages_store_created", "store_id", "created_at", "id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at", "id"),
-        # A chat's rows still in flight (its oldest pending reply, its waiting inbound messages), by conversation:
-        # the hot queries read only the chat's entries. The sweepers scan the whole (small) partial index.
+        # Rows still in flight, by status then chat: the hot queries (a chat's oldest pending reply, its waiting
+        # inbound messages) read only the chat's rows in that status; the sweepers only that status's rows.
         Index(
             "ix_messages_in_flight",
-            "conversation_id",
             "status",
+            "conversation_id",
             "seq",
             postgresql_where=text("status IN ('received', 'queued', 'pending', 'sending')"),
         ),
