@@ -6,7 +6,7 @@ reply out, with loss / duplicate / order-violation counts (all must be 0). Phase
 and reports latency inbound -> reply sent (p50/p95/p99). Uses DATABASE_URL / REDIS_URL when set, embedded
 servers otherwise.
 
-    .venv/bin/python -m bench.pipeline --stores 20 --chats 50 --per-chat 20 --workers 2
+    .venv/bin/python -m bench.pipeline   # 20 stores x 50 chats x 60 messages (60,000: about a minute), 2 workers
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ async def _run(args: argparse.Namespace, database_url: str, redis_url: str, logs
     processes = Processes(database_url, redis_url, logs, {"MOSTRADOR_SESSIONS_MAX_STORES": str(args.stores)})
     try:
         stores = await create_stores(sessionmaker, redis, args.stores)
-        processes.start("sessions", "sessions")
+        for n in range(args.sessions):
+            processes.start(f"sessions-{n}", "sessions")
         for n in range(args.workers):
             processes.start(f"worker-{n}", "worker")
         await wait_connected(sessionmaker, stores)
@@ -108,6 +109,7 @@ async def _run(args: argparse.Namespace, database_url: str, redis_url: str, logs
             "stores": args.stores,
             "chats_per_store": args.chats,
             "messages_per_chat": args.per_chat,
+            "session_managers": args.sessions,
             "workers": args.workers,
             "throughput": {
                 "messages": total,
@@ -140,7 +142,8 @@ def main() -> None:
     )
     parser.add_argument("--stores", type=int, default=20)
     parser.add_argument("--chats", type=int, default=50)
-    parser.add_argument("--per-chat", type=int, default=20)
+    parser.add_argument("--per-chat", type=int, default=60)
+    parser.add_argument("--sessions", type=int, default=1, help="session manager replicas")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument(
