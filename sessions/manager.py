@@ -15,6 +15,7 @@ import random
 import secrets
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 
 import structlog
 from redis.asyncio import Redis
@@ -69,10 +70,10 @@ class SessionManager:
         await self.driver.start()
         tasks = [
             asyncio.create_task(self._loop(self._reconcile_soon, self.settings.sessions_reconcile_seconds)),
-            asyncio.create_task(self._loop(self._renew_leases, self.settings.sessions_lease_ttl_seconds / 4)),
+            asyncio.create_task(self._loop(self._renew_leases, self.leases.renew_interval)),
             asyncio.create_task(self._loop(self._sweep, SWEEP_SECONDS)),
             asyncio.create_task(self._listen()),
-            asyncio.create_task(self.outbox.run()),
+            asyncio.create_task(self._supervise(self.outbox.run)),
         ]
         self.log.info("session manager started", driver=self.driver.name)
         try:
@@ -110,7 +111,7 @@ class SessionManager:
         await self.driver.close()
         self.log.info("session manager stopped", released=len(store_ids))
 
-    async def _loop(self, step: object, interval: float) -> None:
+    async def _loop(self, step: object, interval: float | Callable[[], float]) -> None:
         assert callable(step)
         while True:
             try:
@@ -119,7 +120,22 @@ class SessionManager:
                 raise
             except Exception:
                 self.log.warning("background step failed", step=getattr(step, "__name__", "?"), exc_info=True)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval() if callable(interval) else interval)
+
+    async def _supervise(self, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop that should never end; restart it if it does. A dead outbox reader stops every reply while
+        the process looks healthy."""
+        while True:
+            try:
+                await run()
+                self.log.error("background loop ended; restarting it", loop=getattr(run, "__qualname__", "?"))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception(
+                    "background loop failed; restarting it", loop=getattr(run, "__qualname__", "?")
+                )
+            await asyncio.sleep(1)
 
     async def _listen(self) -> None:
         """The API publishes a store id after changing its desired state: reconcile now, not at the next tick."""
@@ -195,7 +211,8 @@ class SessionManager:
     async def _shed(self, excess: int) -> None:
         """Hand stores beyond our fair share to the other managers (a new replica joined), a few at a time so
         that a rebalance never drops many connections at once."""
-        for store_id in list(self.sessions)[: min(excess, SHED_PER_TICK)]:
+        # Clamped: below our share, `excess` is negative, and a negative slice would shed all but that many.
+        for store_id in list(self.sessions)[: max(0, min(excess, SHED_PER_TICK))]:
             self.log.info("handing a store to another manager", store_id=str(store_id))
             await self._release(store_id, unlinked=False)
         if excess > 0:
@@ -239,7 +256,14 @@ class SessionManager:
         if session is not None and not session.closed:
             await session.stop()
         self.outbox.forget(store_id)
-        await self.leases.release(sessions_lease_key(store_id))
+        try:
+            await self.leases.release(sessions_lease_key(store_id))
+        except Exception:
+            # Forgotten here already; the key expires after one ttl, which only delays the next owner. Raising
+            # would abort the reconcile that is taking the other stores (a failed start drops its store here).
+            self.log.warning(
+                "releasing a lease failed; it will expire", store_id=str(store_id), exc_info=True
+            )
 
     # --- leases --------------------------------------------------------------------------------------------
     async def _renew_leases(self) -> None:

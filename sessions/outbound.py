@@ -77,20 +77,26 @@ class Outbox:
                 lane.task.cancel()
 
     async def run(self) -> None:
+        groups_missing = False
         while True:
             try:
+                if groups_missing:
+                    # Redis came back without our streams: recreate them; the worker re-queues pending replies.
+                    # Inside the try: right after a restart the pool's connections are stale and the first
+                    # command on each fails, which must be retried here, not end the reader.
+                    for store_id in list(self.manager.sessions):
+                        await create_store_streams(self.redis, store_id)
+                    groups_missing = False
                 await self._read_once()
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    log.warning("outbox read failed; retrying", exc_info=True)
-                    await asyncio.sleep(1)
+                if "NOGROUP" in str(exc):
+                    log.warning("outbox consumer groups missing; recreating them")
+                    groups_missing = True
                     continue
-                # Redis came back without our streams: recreate them; the worker re-queues pending replies.
-                log.warning("outbox consumer groups missing; recreating them")
-                for store_id in list(self.manager.sessions):
-                    await create_store_streams(self.redis, store_id)
+                log.warning("outbox read failed; retrying", exc_info=True)
+                await asyncio.sleep(1)
             except Exception:
                 log.warning("outbox read failed; retrying", exc_info=True)
                 await asyncio.sleep(1)

@@ -78,16 +78,26 @@ class StoreStreamBroker(RedisStreamBroker):
     async def entries(self) -> AsyncGenerator[list[StreamEntry]]:
         """Batches of entries from the owned streams: a store's pending entries first, then new ones.
         Survives Redis going away, and a Redis that came back empty (streams and groups are recreated)."""
+        groups_missing = False
         while True:
             try:
+                if groups_missing:
+                    # Inside the try: right after a restart the pool's connections are stale and the first
+                    # command on each fails; raised from the except clause below, that ended the reading for good.
+                    for store_id in list(self._owned):
+                        await create_store_streams(self.redis, store_id)
+                    groups_missing = False
                 async for batch in self._read():
                     yield batch
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("consumer groups missing (Redis lost its data?); recreating them")
-                for store_id in list(self._owned):
-                    await create_store_streams(self.redis, store_id)
+                if "NOGROUP" in str(exc):
+                    log.warning("consumer groups missing (Redis lost its data?); recreating them")
+                    groups_missing = True
+                    continue
+                # Any other error reply (a Redis still loading, a stream deleted under a blocked read): the
+                # reader must outlive it, or the worker stops handling while it looks alive.
+                log.warning("reading the streams failed; retrying", error=str(exc))
+                await asyncio.sleep(0.5)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("reading the streams failed; retrying", error=str(exc))
                 await asyncio.sleep(0.5)
@@ -98,10 +108,13 @@ class StoreStreamBroker(RedisStreamBroker):
                 await asyncio.sleep(0.1)
                 continue
             for store_id in [s for s in self._owned if s not in self._replayed]:
-                self._replayed.add(store_id)
                 pending = await read_group(
                     self._reader, MESSAGES_GROUP, CONSUMER, {messages_stream(store_id): "0"}, count=100_000
                 )
+                # Only once read: a replay cut short by a failed read is tried again, not skipped. (A store
+                # dropped meanwhile is replayed when taken again.)
+                if store_id in self._owned:
+                    self._replayed.add(store_id)
                 batch = self._to_entries(pending)
                 if batch:
                     log.info("replaying unacknowledged entries", store_id=str(store_id), count=len(batch))

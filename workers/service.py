@@ -23,6 +23,7 @@ from taskiq.message import TaskiqMessage
 from app.config import Settings
 from app.contracts import (
     INBOUND_TASK,
+    create_store_streams,
     inbound_entry,
     messages_stream,
     outbox_entry,
@@ -100,11 +101,11 @@ class Worker:
         await self.broker.startup()
         loops: list[asyncio.Task[None]] = [
             asyncio.create_task(self._every(self.review, self.settings.worker_reconcile_seconds)),
-            asyncio.create_task(self._every(self._renew, self.settings.worker_lease_ttl_seconds / 4)),
+            asyncio.create_task(self._every(self._renew, self.leases.renew_interval)),
             asyncio.create_task(self._every(self.sweep, SWEEP_SECONDS)),
             asyncio.create_task(self._every(self.trim, TRIM_SECONDS)),
         ]
-        reader = asyncio.create_task(self.receiver.run())
+        reader = asyncio.create_task(self._read_forever())
         self.log.info("worker started", concurrency=self.settings.worker_concurrency)
         try:
             await stop.wait()
@@ -124,7 +125,9 @@ class Worker:
                 "worker stopped", drained=drained, released=len(owned), handled=self.receiver.handled
             )
 
-    async def _every(self, step: Callable[[], Awaitable[object]], interval: float) -> None:
+    async def _every(
+        self, step: Callable[[], Awaitable[object]], interval: float | Callable[[], float]
+    ) -> None:
         while True:
             try:
                 await step()
@@ -132,7 +135,20 @@ class Worker:
                 raise
             except Exception:
                 self.log.warning("background step failed", step=getattr(step, "__name__", "?"), exc_info=True)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval() if callable(interval) else interval)
+
+    async def _read_forever(self) -> None:
+        """The receiver's reading, restarted if it ever ends: a dead reader stops all handling while the sweeper
+        keeps re-queueing and the process looks healthy. What it had read is in the lanes or still pending."""
+        while True:
+            try:
+                await self.receiver.run()
+                self.log.error("reading the streams ended; restarting it")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("reading the streams failed; restarting it")
+            await asyncio.sleep(1)
 
     # --- ownership -----------------------------------------------------------------------------------------
     async def review(self) -> None:
@@ -183,13 +199,19 @@ class Worker:
             inbound = await repository.stale_inbound(owned, older_than)
             outbound = await repository.stale_outbound(owned, older_than)
             await repository.touch([row[0] for row in inbound] + [row[0] for row in outbound])
-        for message_id, store_id, chat_jid, wa_id in inbound:
-            await self.broker.own(store_id)  # recreates stream and group if Redis lost them
-            entry = inbound_entry(message_id=message_id, chat_jid=chat_jid, wa_id=wa_id)
-            await self.redis.xadd(messages_stream(store_id), entry)  # type: ignore[arg-type]
-        for message_id, store_id, chat_jid in outbound:
-            entry = outbox_entry(message_id=message_id, chat_jid=chat_jid)
-            await self.redis.xadd(outbox_stream(store_id), entry)  # type: ignore[arg-type]
+        # Streams and groups first, if Redis lost them (not `broker.own`: a store dropped since the snapshot
+        # above must not be taken back without its lease). Entries added before a group exists are read anyway:
+        # groups start at 0.
+        for store_id in {row[1] for row in inbound} | {row[1] for row in outbound}:
+            await create_store_streams(self.redis, store_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for message_id, store_id, chat_jid, wa_id in inbound:
+                entry = inbound_entry(message_id=message_id, chat_jid=chat_jid, wa_id=wa_id)
+                pipe.xadd(messages_stream(store_id), entry)  # type: ignore[arg-type]
+            for message_id, store_id, chat_jid in outbound:
+                entry = outbox_entry(message_id=message_id, chat_jid=chat_jid)
+                pipe.xadd(outbox_stream(store_id), entry)  # type: ignore[arg-type]
+            await pipe.execute()
         if inbound or outbound:
             self.log.info(
                 "swept messages back onto their streams", inbound=len(inbound), outbound=len(outbound)

@@ -2,11 +2,13 @@
 
 `SET key token NX PX ttl` takes a lease; a compare-and-set script renews or releases only the caller's own.
 An owner that cannot renew in time must stop touching what the lease covers at once: after `ttl` another
-process may hold it.
+process may hold it. A lease key that vanished while its lifetime was still running (a Redis restarted without
+its data) was never anybody else's: its owner takes it again at the next renewal instead of dropping the store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 import uuid
@@ -16,18 +18,25 @@ from structlog.typing import FilteringBoundLogger
 
 from app.contracts import lease_store_id
 
+# Per key: 1 renewed, 2 taken again (the key was gone and ARGV[2 + i] said our lease was still running), 0 not
+# ours. A key cannot expire while its lifetime runs, so a missing key was deleted: by a Redis that lost its data.
 RENEW_SCRIPT = """
 local held = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
+  local value = redis.call('GET', key)
+  if value == ARGV[1] then
     redis.call('PEXPIRE', key, ARGV[2])
     held[i] = 1
+  elseif not value and ARGV[2 + i] == '1' then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    held[i] = 2
   else
     held[i] = 0
   end
 end
 return held
 """
+RETRY_SECONDS = 0.2  # between renewals while Redis is unreachable (each fails fast: connection refused)
 RELEASE_SCRIPT = """
 local released = 0
 for _, key in ipairs(KEYS) do
@@ -47,14 +56,15 @@ class Leases:
         self.ttl_ms = int(ttl_seconds * 1000)
         self.token = owner or secrets.token_hex(12)
         self._confirmed: dict[str, float] = {}  # key -> monotonic time the lease was last known ours
+        self.retaken: list[str] = []  # keys the last renewal found gone and took again
+        self.reachable = True  # the last renewal reached Redis
 
     def held(self) -> list[str]:
         return list(self._confirmed)
 
     def holds(self, key: str) -> bool:
         """Ours, and certainly not expired: confirmed less than a ttl ago (with a margin for clock steps)."""
-        confirmed = self._confirmed.get(key)
-        return confirmed is not None and (time.monotonic() - confirmed) * 1000 < self.ttl_ms * 0.9
+        return self._running(key, time.monotonic())
 
     async def acquire(self, key: str) -> bool:
         started = time.monotonic()
@@ -64,30 +74,59 @@ class Leases:
         return False
 
     async def renew(self) -> list[str]:
-        """Renew every lease; return the keys that are no longer ours (forgotten here)."""
+        """Renew every lease; return the keys that are no longer ours (forgotten here). A key found missing is
+        taken again if our lease on it was certainly still running (see RENEW_SCRIPT)."""
         keys = list(self._confirmed)
         if not keys:
             return []
         started = time.monotonic()
-        held = await self.redis.eval(RENEW_SCRIPT, len(keys), *keys, self.token, str(self.ttl_ms))
-        lost = []
-        for key, ok in zip(keys, held, strict=True):
-            if ok:
+        running = ["1" if self._running(key, started) else "0" for key in keys]
+        held = await self.redis.eval(RENEW_SCRIPT, len(keys), *keys, self.token, str(self.ttl_ms), *running)
+        ended = time.monotonic()
+        lost, late = [], []
+        self.retaken = []
+        for key, outcome in zip(keys, held, strict=True):
+            if outcome == 2:
+                if self._running(key, ended):
+                    self.retaken.append(key)
+                else:
+                    # The script may have run after our lifetime ended, when another process could have taken
+                    # and released the key meanwhile: not ours after all.
+                    late.append(key)
+                    outcome = 0
+            if outcome:
                 self._confirmed[key] = started
             else:
                 lost.append(key)
                 self._confirmed.pop(key, None)
+        if late:
+            # Best effort: a key left behind expires after one ttl, and only delays the next owner that long.
+            with contextlib.suppress(Exception):
+                await self.redis.eval(RELEASE_SCRIPT, len(late), *late, self.token)
         return lost
+
+    def _running(self, key: str, at: float) -> bool:
+        """Our lease on `key` had not expired at monotonic time `at`: it was confirmed less than a ttl before
+        (with the margin of `holds`). The confirmation time is taken before the call that set the expiry, so
+        Redis's own expiry is no earlier."""
+        confirmed = self._confirmed.get(key)
+        return confirmed is not None and (at - confirmed) * 1000 < self.ttl_ms * 0.9
 
     async def renew_all(self, log: FilteringBoundLogger) -> list[uuid.UUID]:
         """Renew every lease; return the stores whose lease is lost (forgotten here), which the caller must drop
         at once."""
         try:
             lost = await self.renew()
-        except Exception:
+            self.reachable = True
+        except Exception as exc:
             # Redis unreachable: past the lease's lifetime another process may own the store.
             lost = self.expired()
-            log.warning("lease renewal failed", exc_info=True)
+            # The traceback once per outage: renewals are retried every RETRY_SECONDS meanwhile.
+            log.warning("lease renewal failed", error=str(exc)[:200], exc_info=self.reachable)
+            self.reachable = False
+        if self.retaken:
+            log.warning("lease keys vanished (Redis lost its data?); taken again", count=len(self.retaken))
+            self.retaken = []
         store_ids = []
         for key in lost:
             store_id = lease_store_id(key)
@@ -95,6 +134,12 @@ class Leases:
             self.forget(key)
             store_ids.append(store_id)
         return store_ids
+
+    def renew_interval(self) -> float:
+        """Seconds until the next renewal: a quarter of the lifetime, but soon again while Redis is unreachable,
+        so that an outage shorter than the lifetime (a Redis restarting) costs no lease."""
+        regular = self.ttl_ms / 4000
+        return regular if self.reachable else min(regular, RETRY_SECONDS)
 
     def expired(self) -> list[str]:
         """Leases we could not renew in time (Redis unreachable): treat them as lost."""

@@ -336,7 +336,9 @@ class SimulatorConnection(Connection):
         try:
             await self.on_event(event)
         except Exception:
-            log.exception("event handler failed", store_id=str(self.store_id), event=type(event).__name__)
+            log.exception(
+                "event handler failed", store_id=str(self.store_id), event_type=type(event).__name__
+            )
 
 
 class SimulatorDriver(Driver):
