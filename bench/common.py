@@ -13,6 +13,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.kit.db import libpq_url
+from app.kit.logging import configure_logging
 from app.kit.migrations import upgrade
 from mostrador.embedded import embedded_servers
 
@@ -23,6 +24,7 @@ BENCH_REDIS_DB = 14
 @contextlib.contextmanager
 def bench_servers() -> Iterator[tuple[str, str]]:
     """Yield (database_url, redis_url) of a freshly migrated database and an empty Redis database."""
+    configure_logging(level="INFO")  # to stderr: stdout carries the benchmark's JSON only
     root = Path(tempfile.mkdtemp(prefix="mostrador-bench-"))
     os.chmod(root, 0o755)
     with embedded_servers(

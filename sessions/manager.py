@@ -89,6 +89,7 @@ class SessionManager:
         """Hand the stores over quickly: stop every connection, then release the leases at once rather than
         letting them expire."""
         store_ids = list(self.sessions)
+        await self.outbox.drain(store_ids)  # the sends in flight end first, while the connections are up
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
                 asyncio.gather(*(self.sessions[s].stop() for s in store_ids), return_exceptions=True), 20
@@ -241,6 +242,7 @@ class SessionManager:
         session = self.sessions.get(store_id)
         if session is None:
             return
+        await self.outbox.drain([store_id])  # on purpose: the sends in flight end first
         await session.stop()
         if unlinked:
             with contextlib.suppress(Exception):

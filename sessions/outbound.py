@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ log = structlog.get_logger(__name__)
 CONSUMER = "owner"
 SEND_ATTEMPTS = 3
 INTERRUPTED = "interrupted by a restart while sending; not sent again, as it may have reached the customer"
+# How long a store handed over on purpose (a rebalance, a shutdown) may take to finish the sends in flight.
+DRAIN_SECONDS = 5.0
 
 
 @dataclass
@@ -42,6 +45,7 @@ class ChatLane:
     chat_jid: str
     queue: asyncio.Queue[tuple[str, uuid.UUID]] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
+    busy: bool = False  # between taking an entry and finishing its send
 
 
 class Outbox:
@@ -51,6 +55,7 @@ class Outbox:
         self._reader = create_redis(redis_url)  # the blocking read holds a connection of its own
         self._lanes: dict[tuple[uuid.UUID, str], ChatLane] = {}
         self._recovered: set[uuid.UUID] = set()
+        self._draining: set[uuid.UUID] = set()  # stores being handed over: no new sends
         # Claims and outcomes of every lane are written together (app/kit/batching.py): one statement each
         # per round, whatever the number of chats sending at once.
         self._claims: GroupCommit[tuple[uuid.UUID, str], OutboundToSend | None] = GroupCommit(
@@ -68,9 +73,28 @@ class Outbox:
                 lane.task.cancel()
         await self._reader.aclose()
 
+    async def drain(self, store_ids: Iterable[uuid.UUID], timeout: float = DRAIN_SECONDS) -> None:
+        """Before a store is handed over on purpose: start no new send, and let each send in flight end (within
+        `timeout`). A send cut short leaves its row `sending`, which the next owner must mark failed rather than
+        send again; a rebalance under load once cut hundreds of claimed replies short that way. Entries not
+        started stay unacknowledged, for the next owner."""
+        self._draining.update(store_ids)
+        busy = []
+        for key, lane in self._lanes.items():
+            if key[0] in self._draining and lane.task is not None:
+                if lane.busy:
+                    busy.append(lane.task)  # ends after its current send (see _run_lane)
+                else:
+                    lane.task.cancel()
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=timeout)
+            if late:
+                log.warning("sends still in flight after the drain; cut short", count=len(late))
+
     def forget(self, store_id: uuid.UUID) -> None:
         """The store is no longer ours: stop its lanes; unacknowledged entries stay for the next owner."""
         self._recovered.discard(store_id)
+        self._draining.discard(store_id)
         for key in [k for k in self._lanes if k[0] == store_id]:
             lane = self._lanes.pop(key)
             if lane.task is not None:
@@ -102,7 +126,7 @@ class Outbox:
                 await asyncio.sleep(1)
 
     async def _read_once(self) -> None:
-        sessions = self.manager.sessions
+        sessions = [s for s in self.manager.sessions if s not in self._draining]
         if not sessions:
             await asyncio.sleep(0.1)
             return
@@ -123,8 +147,8 @@ class Outbox:
         for stream, entries in batch:
             store_id = uuid.UUID(stream.removeprefix("outbox:store-"))
             session = self.manager.sessions.get(store_id)
-            if session is None:
-                continue
+            if session is None or store_id in self._draining:
+                continue  # left unacknowledged: the store's next owner sends it
             for entry_id, fields in entries:
                 key = (store_id, fields.get("chat_jid", ""))
                 lane = self._lanes.get(key)
@@ -134,8 +158,9 @@ class Outbox:
                 lane.queue.put_nowait((entry_id, uuid.UUID(fields["message_id"])))
 
     async def _run_lane(self, session: StoreSession, lane: ChatLane) -> None:
-        while True:
+        while session.store_id not in self._draining:
             entry_id, message_id = await lane.queue.get()
+            lane.busy = True
             try:
                 await self._send(session, lane.chat_jid, entry_id, message_id)
             except asyncio.CancelledError:
@@ -144,6 +169,8 @@ class Outbox:
                 # PostgreSQL or Redis went away mid-send: the entry stays unacknowledged and the row says where
                 # it stopped; the store is re-taken (and its pending entries re-read) once they are back.
                 log.warning("sending failed; left for recovery", message_id=str(message_id), exc_info=True)
+            finally:
+                lane.busy = False
 
     async def _send(self, session: StoreSession, chat_jid: str, entry_id: str, target: uuid.UUID) -> None:
         """Send the entry's reply, and first any earlier reply of the chat still pending (its entry lost with a

@@ -13,10 +13,21 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import func, select
 
-from app.contracts import worker_lease_key
+from app.contracts import sessions_lease_key, worker_lease_key
 from app.kit.db import AsyncSessionMaker
-from bench.harness import Processes, as_dict, check, create_stores, inject, reply_count, wait_connected
+from app.models import Message
+from bench.harness import (
+    Processes,
+    as_dict,
+    check,
+    create_stores,
+    inject,
+    inject_steady,
+    reply_count,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +101,42 @@ async def test_sigkill_of_a_worker_mid_load_loses_and_repeats_nothing(
     assert outcome.clean, as_dict(outcome)
     assert seen == total and outcome.received == total
     assert outcome.inbound_not_handled == 0
+
+
+async def test_session_managers_handing_stores_over_mid_load_send_every_reply_once(
+    processes: Processes, sessionmaker: AsyncSessionMaker, redis: Redis
+) -> None:
+    """Stores handed over on purpose under load (a replica joins: a rebalance; a replica leaves: SIGTERM) finish
+    the sends in flight first. Cut short, a send is marked failed by the next owner and never sent."""
+    stores_n, chats, per_chat = 10, 20, 40
+    stores = await create_stores(sessionmaker, redis, stores_n)
+    processes.start("sessions-0", "sessions")
+    processes.start("worker", "worker")
+    await wait_connected(sessionmaker, stores)
+    total = stores_n * chats * per_chat
+    load = asyncio.create_task(inject_steady(redis, stores, chats, per_chat, rate=total / 12))
+    try:
+        await _wait_replies(redis, stores, total // 5, timeout=60)
+        processes.start("sessions-1", "sessions")  # joins: the first hands it half of the stores
+
+        async def split() -> bool:
+            owners = await redis.mget([sessions_lease_key(s) for s in stores])
+            return None not in owners and len(set(owners)) == 2
+
+        deadline = time.monotonic() + 60
+        while not await split():
+            assert time.monotonic() < deadline, "the new replica never took its share"
+            await asyncio.sleep(0.2)
+        processes.kill("sessions-0", signal.SIGTERM)  # leaves: hands its stores back, still under load
+        await load
+    finally:
+        load.cancel()
+    seen = await _wait_replies(redis, stores, total, timeout=120)
+    await asyncio.sleep(2)  # anything sent twice would show up now
+    outcome = await check(redis, sessionmaker, stores, chats, per_chat)
+    async with sessionmaker() as session:
+        failed = await session.scalar(
+            select(func.count()).where(Message.direction == "out", Message.status != "sent")
+        )
+    assert outcome.clean and failed == 0, {**as_dict(outcome), "replies_not_sent": failed}
+    assert seen == total and outcome.inbound_not_handled == 0
