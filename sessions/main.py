@@ -8,6 +8,7 @@ import signal
 
 from app.config import Settings, WhatsAppDriver
 from app.kit.db import create_engine, create_sessionmaker
+from app.kit.process import tune_garbage_collector
 from app.kit.redis import create_redis
 from sessions.drivers.base import Driver
 from sessions.manager import SessionManager
@@ -38,6 +39,7 @@ async def serve(settings: Settings) -> None:
         redis,
         redis_url,
     )
+    tune_garbage_collector()
     try:
         await manager.run(stop)
     finally:

@@ -8,6 +8,7 @@ import signal
 
 from app.config import Settings
 from app.kit.db import create_engine, create_sessionmaker
+from app.kit.process import tune_garbage_collector
 from app.kit.redis import create_redis
 from workers.service import Worker
 
@@ -28,8 +29,10 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    worker = Worker(settings, create_sessionmaker(engine), redis, redis_url)
+    tune_garbage_collector()
     try:
-        await Worker(settings, create_sessionmaker(engine), redis, redis_url).run(stop)
+        await worker.run(stop)
     finally:
         await redis.aclose()
         await engine.dispose()
