@@ -28,6 +28,7 @@ from bench.harness import (
     reply_count,
     wait_connected,
 )
+from sessions.outbound import INTERRUPTED
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +141,70 @@ async def test_session_managers_handing_stores_over_mid_load_send_every_reply_on
         )
     assert outcome.clean and failed == 0, {**as_dict(outcome), "replies_not_sent": failed}
     assert seen == total and outcome.inbound_not_handled == 0
+
+
+async def test_sigkill_of_a_session_manager_mid_load_loses_no_inbound_and_sends_nothing_twice(
+    database_url: str, redis_url: str, tmp_path: Path, sessionmaker: AsyncSessionMaker, redis: Redis
+) -> None:
+    """The other replica takes the dead one's stores once their leases expire. Every inbound message is kept
+    (the network redelivers what was not acknowledged; a message already saved is recognised) and handled once.
+    A reply the dead process had claimed but not finished is marked failed, never sent again: it may have
+    reached the customer. Nothing else may be missing."""
+    processes = Processes(
+        database_url, redis_url, tmp_path / "logs", {"MOSTRADOR_SESSIONS_LEASE_TTL_SECONDS": "4"}
+    )
+    stores_n, chats, per_chat = 10, 20, 40
+    try:
+        stores = await create_stores(sessionmaker, redis, stores_n)
+        processes.start("sessions-0", "sessions")
+        processes.start("sessions-1", "sessions")
+        processes.start("worker", "worker")
+        await wait_connected(sessionmaker, stores)
+
+        async def split() -> bool:
+            owners = await redis.mget([sessions_lease_key(s) for s in stores])
+            return None not in owners and len(set(owners)) == 2
+
+        deadline = time.monotonic() + 60
+        while not await split():
+            assert time.monotonic() < deadline, "the two replicas never split the stores"
+            await asyncio.sleep(0.2)
+        total = stores_n * chats * per_chat
+        load = asyncio.create_task(inject_steady(redis, stores, chats, per_chat, rate=total / 10))
+        try:
+            await _wait_replies(redis, stores, total // 4, timeout=60)
+            processes.kill("sessions-0", signal.SIGKILL)  # mid-load: its claims, sends and saves die with it
+            await load
+        finally:
+            load.cancel()
+
+        async def settled() -> bool:
+            async with sessionmaker() as session:
+                open_rows = await session.scalar(
+                    select(func.count()).where(
+                        Message.status.in_(["received", "queued", "pending", "sending"])
+                    )
+                )
+                inbound = await session.scalar(select(func.count()).where(Message.direction == "in"))
+            return open_rows == 0 and inbound == total
+
+        deadline = time.monotonic() + 120
+        while not await settled():  # every inbound saved, every row final
+            assert time.monotonic() < deadline, "the load never settled"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3)  # late duplicates would show up now
+        outcome = await check(redis, sessionmaker, stores, chats, per_chat)
+        async with sessionmaker() as session:
+            interrupted = await session.scalar(
+                select(func.count()).where(Message.direction == "out", Message.error == INTERRUPTED)
+            )
+            unfinished = await session.scalar(
+                select(func.count()).where(Message.direction == "out", Message.status != "sent")
+            )
+        report = {**as_dict(outcome), "interrupted": interrupted, "replies_not_sent": unfinished}
+        assert outcome.duplicates == 0 and outcome.order_violations == 0, report
+        assert outcome.replies_per_inbound_over_one == 0 and outcome.inbound_not_handled == 0, report
+        # Every inbound message got its reply row; the only replies not sent are the interrupted ones.
+        assert unfinished == interrupted and outcome.missing <= interrupted, report
+    finally:
+        processes.stop_all()
