@@ -15,7 +15,6 @@ import random
 import secrets
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 
 import structlog
 from redis.asyncio import Redis
@@ -24,6 +23,7 @@ from app.config import Settings
 from app.contracts import STORES_CHANGED_CHANNEL, sessions_lease_key
 from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.leases import Leases, fair_share
+from app.kit.loops import every, forever
 from app.models import DesiredState, StoreStatus
 from sessions.drivers.base import Driver
 from sessions.inbound import InboundRecorder
@@ -69,11 +69,13 @@ class SessionManager:
     async def run(self, stop: asyncio.Event) -> None:
         await self.driver.start()
         tasks = [
-            asyncio.create_task(self._loop(self._reconcile_soon, self.settings.sessions_reconcile_seconds)),
-            asyncio.create_task(self._loop(self._renew_leases, self.leases.renew_interval)),
-            asyncio.create_task(self._loop(self._sweep, SWEEP_SECONDS)),
+            asyncio.create_task(
+                every(self._reconcile_soon, self.settings.sessions_reconcile_seconds, self.log)
+            ),
+            asyncio.create_task(every(self._renew_leases, self.leases.renew_interval, self.log)),
+            asyncio.create_task(every(self._sweep, SWEEP_SECONDS, self.log)),
             asyncio.create_task(self._listen()),
-            asyncio.create_task(self._supervise(self.outbox.run)),
+            asyncio.create_task(forever(self.outbox.run, self.log)),
         ]
         self.log.info("session manager started", driver=self.driver.name)
         try:
@@ -111,32 +113,6 @@ class SessionManager:
         self.sessions.clear()
         await self.driver.close()
         self.log.info("session manager stopped", released=len(store_ids))
-
-    async def _loop(self, step: object, interval: float | Callable[[], float]) -> None:
-        assert callable(step)
-        while True:
-            try:
-                await step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.log.warning("background step failed", step=getattr(step, "__name__", "?"), exc_info=True)
-            await asyncio.sleep(interval() if callable(interval) else interval)
-
-    async def _supervise(self, run: Callable[[], Awaitable[None]]) -> None:
-        """Run a loop that should never end; restart it if it does. A dead outbox reader stops every reply while
-        the process looks healthy."""
-        while True:
-            try:
-                await run()
-                self.log.error("background loop ended; restarting it", loop=getattr(run, "__qualname__", "?"))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.log.exception(
-                    "background loop failed; restarting it", loop=getattr(run, "__qualname__", "?")
-                )
-            await asyncio.sleep(1)
 
     async def _listen(self) -> None:
         """The API publishes a store id after changing its desired state: reconcile now, not at the next tick."""

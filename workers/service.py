@@ -13,7 +13,6 @@ import os
 import secrets
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -32,6 +31,7 @@ from app.contracts import (
 )
 from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.leases import Leases, fair_share
+from app.kit.loops import every, forever
 from workers.broker import StoreStreamBroker, StreamEntry
 from workers.handler import InboundHandler, InboundRef
 from workers.receiver import ChatLaneReceiver, write_dead_letter
@@ -100,12 +100,13 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         await self.broker.startup()
         loops: list[asyncio.Task[None]] = [
-            asyncio.create_task(self._every(self.review, self.settings.worker_reconcile_seconds)),
-            asyncio.create_task(self._every(self._renew, self.leases.renew_interval)),
-            asyncio.create_task(self._every(self.sweep, SWEEP_SECONDS)),
-            asyncio.create_task(self._every(self.trim, TRIM_SECONDS)),
+            asyncio.create_task(every(self.review, self.settings.worker_reconcile_seconds, self.log)),
+            asyncio.create_task(every(self._renew, self.leases.renew_interval, self.log)),
+            asyncio.create_task(every(self.sweep, SWEEP_SECONDS, self.log)),
+            asyncio.create_task(every(self.trim, TRIM_SECONDS, self.log)),
         ]
-        reader = asyncio.create_task(self._read_forever())
+        # Restarted if it ever ends: what it had read is in the lanes or still pending.
+        reader = asyncio.create_task(forever(self.receiver.run, self.log))
         self.log.info("worker started", concurrency=self.settings.worker_concurrency)
         try:
             await stop.wait()
@@ -124,31 +125,6 @@ class Worker:
             self.log.info(
                 "worker stopped", drained=drained, released=len(owned), handled=self.receiver.handled
             )
-
-    async def _every(
-        self, step: Callable[[], Awaitable[object]], interval: float | Callable[[], float]
-    ) -> None:
-        while True:
-            try:
-                await step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.log.warning("background step failed", step=getattr(step, "__name__", "?"), exc_info=True)
-            await asyncio.sleep(interval() if callable(interval) else interval)
-
-    async def _read_forever(self) -> None:
-        """The receiver's reading, restarted if it ever ends: a dead reader stops all handling while the sweeper
-        keeps re-queueing and the process looks healthy. What it had read is in the lanes or still pending."""
-        while True:
-            try:
-                await self.receiver.run()
-                self.log.error("reading the streams ended; restarting it")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.log.exception("reading the streams failed; restarting it")
-            await asyncio.sleep(1)
 
     # --- ownership -----------------------------------------------------------------------------------------
     async def review(self) -> None:
