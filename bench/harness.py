@@ -218,6 +218,7 @@ class Outcome:
     order_violations: int = 0
     replies_per_inbound_over_one: int = 0
     inbound_not_handled: int = 0
+    replies_not_sent: int = 0  # reply rows not (yet) sent: failed, or still on their way
 
     @property
     def clean(self) -> bool:
@@ -244,6 +245,16 @@ async def reply_count(redis: Redis, store_ids: list[uuid.UUID]) -> int:
     return total
 
 
+async def wait_replies(redis: Redis, store_ids: list[uuid.UUID], count: int, timeout: float) -> int:
+    """Wait until the stores have sent `count` replies in all, or `timeout` seconds passed; return how many."""
+    deadline = time.monotonic() + timeout
+    seen = await reply_count(redis, store_ids)
+    while seen < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        seen = await reply_count(redis, store_ids)
+    return seen
+
+
 async def check(
     redis: Redis,
     sessionmaker: AsyncSessionMaker,
@@ -254,7 +265,7 @@ async def check(
     first_chat: int = 0,
 ) -> Outcome:
     """Replies of chats `first_chat`.. of every store: all there, once each, in order. The database counts
-    (replies per inbound, inbound not handled) cover every message of the run."""
+    (replies per inbound, inbound not handled, replies not sent) cover every message of the run."""
     outcome = Outcome(expected=len(store_ids) * chats * per_chat)
     got = await replies(redis, store_ids)
     for store_id in store_ids:
@@ -277,6 +288,12 @@ async def check(
             select(func.count()).where(Message.direction == "in", Message.status != "handled")
         )
         outcome.inbound_not_handled = int(not_handled.scalar_one())
+        not_sent = await session.execute(
+            select(func.count()).where(
+                Message.direction == "out", Message.status.not_in(["sent", "delivered", "read"])
+            )
+        )
+        outcome.replies_not_sent = int(not_sent.scalar_one())
     return outcome
 
 

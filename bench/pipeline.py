@@ -37,8 +37,8 @@ from bench.harness import (
     create_stores,
     inject,
     inject_steady,
-    reply_count,
     wait_connected,
+    wait_replies,
 )
 
 
@@ -70,10 +70,7 @@ async def _run(args: argparse.Namespace, database_url: str, redis_url: str, logs
         started = time.monotonic()
         await inject(redis, stores, args.chats, args.per_chat)
         injected = time.monotonic() - started
-        while (done := await reply_count(redis, stores)) < total:
-            if time.monotonic() - started > args.timeout:
-                break
-            await asyncio.sleep(0.2)
+        done = await wait_replies(redis, stores, total, args.timeout - (time.monotonic() - started))
         elapsed = time.monotonic() - started
         outcome = await check(redis, sessionmaker, stores, args.chats, args.per_chat)
         rate = done / elapsed
@@ -142,11 +139,7 @@ async def _steady(
     started = time.time()
     sent_at = await inject_steady(redis, stores, chats, per_chat, rate, first_chat=first_chat)
     injected = time.time() - started
-    deadline = time.monotonic() + timeout
-    while await reply_count(redis, stores) - sum(before.values()) < expected:
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
+    await wait_replies(redis, stores, sum(before.values()) + expected, timeout)
     latencies, last_sent = [], started
     for store_id in stores:
         entries: Any = await redis.xrange(sim_outbound_stream(store_id), min="-", max="+")

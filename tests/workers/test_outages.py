@@ -11,7 +11,6 @@ import asyncio
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +28,8 @@ from bench.harness import (
     create_stores,
     inject,
     inject_steady,
-    reply_count,
     wait_connected,
+    wait_replies,
 )
 from mostrador.embedded import EmbeddedPostgres, EmbeddedRedis
 
@@ -50,17 +49,6 @@ def scratch() -> Iterator[Path]:
     os.chmod(root, 0o755)  # as root, the embedded PostgreSQL runs unprivileged
     yield root
     shutil.rmtree(root, ignore_errors=True)
-
-
-async def _wait_replies(redis: Redis, stores: list, count: int, timeout: float) -> int:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    seen = 0
-    while time.monotonic() < deadline:
-        seen = await reply_count(redis, stores)
-        if seen >= count:
-            break
-        await asyncio.sleep(0.2)
-    return seen
 
 
 async def test_redis_restarted_with_its_data_lost(
@@ -85,7 +73,7 @@ async def test_redis_restarted_with_its_data_lost(
         # away and after it is back, besides those in flight. (Injected all at once, the load was mostly handled
         # before the kill, and the recovery hardly tested.)
         load = asyncio.create_task(inject_steady(redis, stores, CHATS, PER_CHAT, rate=60))
-        await _wait_replies(redis, stores, total // 4, timeout=120)
+        await wait_replies(redis, stores, total // 4, timeout=120)
 
         queue_server.proc.kill()  # type: ignore[union-attr]  # gone, with everything it held
         queue_server.proc.wait()  # type: ignore[union-attr]
@@ -96,7 +84,7 @@ async def test_redis_restarted_with_its_data_lost(
         queue_server.start(port=port)  # back, empty
         await load
 
-        seen = await _wait_replies(redis, stores, total, timeout=180)
+        seen = await wait_replies(redis, stores, total, timeout=180)
         await asyncio.sleep(3)
         outcome = await check(redis, sessionmaker, stores, CHATS, PER_CHAT)  # type: ignore[arg-type]
         assert outcome.clean and seen == total and outcome.inbound_not_handled == 0, as_dict(outcome)
@@ -125,14 +113,14 @@ async def test_postgres_restarted_mid_load(redis: Redis, redis_url: str, scratch
         await asyncio.sleep(2)
         total = STORES * CHATS * PER_CHAT
         await inject(redis, stores, CHATS, PER_CHAT)
-        await _wait_replies(redis, stores, total // 4, timeout=120)
+        await wait_replies(redis, stores, total // 4, timeout=120)
 
         await engine.dispose()
         postgres.stop()  # fast shutdown: every connection is cut
         await asyncio.sleep(3)
         postgres.start(port=port)
 
-        seen = await _wait_replies(redis, stores, total, timeout=180)
+        seen = await wait_replies(redis, stores, total, timeout=180)
         await asyncio.sleep(3)
         outcome = await check(redis, sessionmaker, stores, CHATS, PER_CHAT)
         assert outcome.clean and seen == total, as_dict(outcome)
