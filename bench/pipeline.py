@@ -5,10 +5,16 @@ floods S stores x C chats x M messages and reports the sustained rate from the f
 reply out, with loss / duplicate / order-violation counts (all must be 0). Phase 2 offers a steady 1,000
 messages/s for 60 s (the target) and reports whether the pipeline kept up: the rate it replied at, how long
 after the last message the last reply went out, latency and the same counts. Phase 3 injects at half the rate
-of phase 1 and reports latency inbound -> reply sent (p50/p95/p99). Phases 2 and 3 use fresh chats. Uses
-DATABASE_URL / REDIS_URL when set, embedded servers otherwise.
+of phase 1 and reports latency inbound -> reply sent (p50/p95/p99). Phase 4 searches for the knee: the
+highest steady rate whose p99 stays under 300 ms (bisection over short steady runs). Phases 2-4 use fresh
+chats. Uses DATABASE_URL / REDIS_URL when set, embedded servers otherwise.
 
-    .venv/bin/python -m bench.pipeline   # 20 stores x 50 chats x 60 messages (60,000), 2 workers; about 2 minutes
+Phases 1-4 measure the pipeline itself: the stores' anti-ban pacing (typing presence, jitter, per-store and
+per-chat caps) is off, and so are the simulator's delivery/read receipts. Phase 5 (skip with --no-costs) says
+what each costs when on: receipts on at the sustained rate (two more status writes per reply), then the
+default pacing at half its cap (the cap and the typing pause bound the latency by design, not the pipeline).
+
+    .venv/bin/python -m bench.pipeline   # 20 stores x 50 chats x 60 messages (60,000), 2 workers; ~5 minutes
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
 import tempfile
 import time
@@ -24,13 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from app.contracts import sim_outbound_stream
 from app.kit.db import AsyncSessionMaker, create_engine, create_sessionmaker
 from app.kit.redis import create_redis
+from app.models import Store
 from bench.common import bench_servers
 from bench.harness import (
+    UNPACED,
     Processes,
     as_dict,
     check,
@@ -40,6 +49,7 @@ from bench.harness import (
     wait_connected,
     wait_replies,
 )
+from sessions.ratelimit import SendPolicy
 
 
 async def _reset(database_url: str, redis_url: str) -> None:
@@ -97,8 +107,16 @@ async def _run(args: argparse.Namespace, database_url: str, redis_url: str, logs
             20_000,
             args.timeout,
         )
+        # Phase 4: the knee.
+        knee = await _knee(redis, sessionmaker, stores, args, sustained, rate)
+        costs = await _costs(redis, sessionmaker, stores, args, processes) if args.costs else None
         return {
             "benchmark": "pipeline",
+            "settings": {
+                "pacing": "off: no typing presence, no jitter, per-store and per-chat caps lifted (phases 1-4)",
+                "receipts": "off: the simulator reports no delivered/read receipts (phases 1-4)",
+                "costs_when_on": "see `costs` (phase 5)" if costs else "not measured (--no-costs)",
+            },
             "stores": args.stores,
             "chats_per_store": args.chats,
             "messages_per_chat": args.per_chat,
@@ -114,6 +132,8 @@ async def _run(args: argparse.Namespace, database_url: str, redis_url: str, logs
             },
             "sustained": sustained,
             "latency_at_half_rate": latency,
+            "knee": knee,
+            "costs": costs,
         }
     finally:
         processes.stop_all()
@@ -173,6 +193,109 @@ async def _steady(
     }
 
 
+P99_TARGET_MS = 300.0
+
+
+def _held(result: dict[str, Any], target_ms: float = P99_TARGET_MS) -> bool:
+    """A steady run held its rate: p99 under the target, nothing lost or reordered, and it kept up (replied at
+    the offered rate, the last reply soon after the last message)."""
+    return (
+        bool(result["clean"])
+        and 0 <= result["p99_ms"] < target_ms
+        and result["messages_per_second"] >= 0.95 * result["target_rate"]
+        and result["last_reply_after_last_message_ms"] < 1000
+    )
+
+
+async def _knee(
+    redis: Redis,
+    sessionmaker: AsyncSessionMaker,
+    stores: list[uuid.UUID],
+    args: argparse.Namespace,
+    sustained: dict[str, Any],
+    flood_rate: float,
+) -> dict[str, Any]:
+    """The highest steady rate whose p99 stays under the target: bisection between a rate that held (the
+    sustained phase's, if it did) and one that did not (the flood's capacity, where queues must grow)."""
+    low = sustained["target_rate"] if _held(sustained) else 0.0
+    high = max(flood_rate, low * 1.5)
+    probes = []
+    for n in range(args.knee_probes):
+        rate = (low + high) / 2
+        result = await _steady(
+            redis, sessionmaker, stores, args.chats, rate, args.knee_seconds, 30_000 + 1_000 * n, args.timeout
+        )
+        held = _held(result)
+        probes.append(
+            {"rate": round(rate, 1), "p99_ms": result["p99_ms"], "held": held, "clean": result["clean"]}
+        )
+        low, high = (rate, high) if held else (low, rate)
+    return {
+        "p99_target_ms": P99_TARGET_MS,
+        "seconds_per_probe": args.knee_seconds,
+        "knee_messages_per_second": round(low, 1),
+        "first_rate_that_did_not_hold": round(high, 1),
+        "probes": probes,
+    }
+
+
+async def _restart_sessions(
+    processes: Processes, sessionmaker: AsyncSessionMaker, stores: list[uuid.UUID], args: argparse.Namespace
+) -> None:
+    for n in range(args.sessions):
+        processes.kill(f"sessions-{n}", signal.SIGTERM)  # hands its stores over: they leave `connected`
+    for n in range(args.sessions):
+        processes.start(f"sessions-{n}", "sessions")
+    await wait_connected(sessionmaker, stores)
+    await asyncio.sleep(2)  # the new manager's outbox reader takes up the stores' streams
+
+
+async def _costs(
+    redis: Redis,
+    sessionmaker: AsyncSessionMaker,
+    stores: list[uuid.UUID],
+    args: argparse.Namespace,
+    processes: Processes,
+) -> dict[str, Any]:
+    """What receipts and pacing cost when on, each against the pipeline without them."""
+    processes.env_overrides["MOSTRADOR_SIM_RECEIPTS"] = "true"
+    await _restart_sessions(processes, sessionmaker, stores, args)
+    with_receipts = await _steady(
+        redis, sessionmaker, stores, args.chats, args.sustain_rate, args.costs_seconds, 40_000, args.timeout
+    )
+    # The default anti-ban policy (sessions/ratelimit.py) on every store; receipts stay on, as in production.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Store).where(Store.id.in_(stores)).values(settings={}))
+    await _restart_sessions(processes, sessionmaker, stores, args)
+    policy = SendPolicy()
+    cap = policy.per_store_per_second * len(stores)
+    paced = await _steady(
+        redis, sessionmaker, stores, args.chats, cap / 2, args.costs_seconds, 41_000, args.timeout
+    )
+    return {
+        "receipts_on": {
+            "rate": args.sustain_rate,
+            "p50_ms": with_receipts["p50_ms"],
+            "p99_ms": with_receipts["p99_ms"],
+            "messages_per_second": with_receipts["messages_per_second"],
+            "clean": with_receipts["clean"],
+            "note": "compare with `sustained` (same rate, receipts off)",
+        },
+        "pacing_on": {
+            "policy": policy.model_dump(),
+            "cap_messages_per_second": cap,
+            "rate": cap / 2,
+            "p50_ms": paced["p50_ms"],
+            "p99_ms": paced["p99_ms"],
+            "messages_per_second": paced["messages_per_second"],
+            "clean": paced["clean"],
+            "note": "latency is the typing pause (400 ms and up) plus jitter (0-300 ms) by design; throughput "
+            "is capped at per_store_per_second x stores",
+        },
+        "unpaced_settings_of_phases_1_to_4": UNPACED["sending"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -188,6 +311,15 @@ def main() -> None:
     parser.add_argument(
         "--latency-rate", type=float, default=0, help="messages/s of phase 3 (default: half of phase 1)"
     )
+    parser.add_argument("--knee-probes", type=int, default=4, help="steady runs of the knee search")
+    parser.add_argument("--knee-seconds", type=float, default=15, help="length of each knee probe")
+    parser.add_argument(
+        "--costs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure receipts' and pacing's cost",
+    )
+    parser.add_argument("--costs-seconds", type=float, default=15)
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="mostrador-pipeline-"))
