@@ -5,6 +5,7 @@ state lives in Redis). The manager creates one `Connection` per store it owns an
 events through the `on_event` callback. A driver awaits `on_event` before it acknowledges an inbound message to
 the network, so a message is durable (committed by the manager) before WhatsApp considers it delivered; if
 `on_event` raises, the driver must not acknowledge, and the network delivers the message again later.
+(neonize 0.5.2 cannot hold back whatsmeow's acknowledgement: see `sessions/drivers/neonize/runtime.py`.)
 """
 
 from __future__ import annotations
@@ -141,9 +142,6 @@ class Connection(ABC):
     @abstractmethod
     async def send_text(self, chat_jid: str, text: str, *, wa_id: str | None = None) -> SentMessage:
         """Send a text. `wa_id` lets the caller choose the message id before sending (it is recorded first)."""
-
-    @abstractmethod
-    async def mark_read(self, chat_jid: str, sender_jid: str, ids: list[str]) -> None: ...
 
     @abstractmethod
     async def set_typing(self, chat_jid: str, typing: bool) -> None: ...

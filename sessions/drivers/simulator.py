@@ -318,10 +318,6 @@ class SimulatorConnection(Connection):
             await asyncio.sleep(delay)
             await self._emit(Receipt(chat_jid=chat_jid, ids=[message_id], kind=kind))
 
-    async def mark_read(self, chat_jid: str, sender_jid: str, ids: list[str]) -> None:
-        if self.state is not _State.connected:
-            raise DriverError("not connected", retryable=True)
-
     async def set_typing(self, chat_jid: str, typing: bool) -> None:
         if self.state is not _State.connected:
             raise DriverError("not connected", retryable=True)

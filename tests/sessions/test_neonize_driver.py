@@ -35,10 +35,10 @@ from sessions.drivers.base import (
 from sessions.drivers.neonize import (
     NeonizeConnection,
     NeonizeDriver,
-    _fallback_message_id,
     describe_connect_error,
     dispatch_from_go,
     epoch_to_datetime,
+    fallback_message_id,
     jid_from_string,
     whatsmeow_postgres_url,
 )
@@ -491,7 +491,6 @@ async def test_calls_while_not_connected_fail_clearly(offline_driver: NeonizeDri
     conn = connection(offline_driver, Recorder())
     for call in (
         conn.send_text(f"{CUSTOMER}@s.whatsapp.net", "hola", wa_id="3EB0X"),
-        conn.mark_read(f"{CUSTOMER}@s.whatsapp.net", f"{CUSTOMER}@s.whatsapp.net", ["3EB0X"]),
         conn.set_typing(f"{CUSTOMER}@s.whatsapp.net", True),
     ):
         with pytest.raises(DriverError, match="not connected") as info:
@@ -515,7 +514,7 @@ async def test_a_connected_event_alone_does_not_make_calls_possible(offline_driv
 def test_new_message_ids_are_whatsmeow_ids(offline_driver: NeonizeDriver) -> None:
     ids = {offline_driver.new_message_id() for _ in range(50)}
     assert len(ids) == 50
-    ids.add(_fallback_message_id())  # made in Python while a connect or stop holds neonize's Go maps
+    ids.add(fallback_message_id())  # made in Python while a connect or stop holds neonize's Go maps
     assert all(re.fullmatch(r"3EB0[0-9A-F]{18}", i) for i in ids), ids
 
 
@@ -698,9 +697,6 @@ class SignatureCheckedClient:
         self._record("send_message", *args, **kwargs)
         return pb.SendResponse(ID="3EB0ASSIGNEDBYWHATSMEOW", Timestamp=1_700_000_000, ServerID=0)
 
-    async def mark_read(self, *args: Any, **kwargs: Any) -> None:
-        self._record("mark_read", *args, **kwargs)
-
     async def send_chat_presence(self, *args: Any, **kwargs: Any) -> None:
         self._record("send_chat_presence", *args, **kwargs)
 
@@ -729,7 +725,7 @@ def with_client(conn: NeonizeConnection, client: SignatureCheckedClient, *, conn
 
 
 async def test_calls_on_a_live_client(offline_driver: NeonizeDriver) -> None:
-    from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType
+    from neonize.utils.enum import ChatPresence, ChatPresenceMedia
 
     conn = connection(offline_driver, Recorder())
     client = SignatureCheckedClient()
@@ -740,30 +736,24 @@ async def test_calls_on_a_live_client(offline_driver: NeonizeDriver) -> None:
     # neonize cannot send with a chosen id: the id whatsmeow assigned comes back, with its time (seconds).
     assert sent.wa_id == "3EB0ASSIGNEDBYWHATSMEOW"
     assert sent.timestamp == TS.replace(microsecond=0)
-    await conn.mark_read(chat, chat, ["3EB0A", "3EB0B"])
     await conn.set_typing(chat, True)
     await conn.set_typing(chat, False)
     name, args, _ = client.calls[0]
     assert name == "send_message" and args == (jid(CUSTOMER), e2e.Message(conversation="¡hola!"))
-    assert client.calls[1] == (
-        "mark_read",
-        ("3EB0A", "3EB0B"),
-        {"chat": jid(CUSTOMER), "sender": jid(CUSTOMER), "receipt": ReceiptType.READ},
-    )
     media = ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
-    assert client.calls[2] == (
+    assert client.calls[1] == (
         "send_chat_presence",
         (jid(CUSTOMER), ChatPresence.CHAT_PRESENCE_COMPOSING, media),
         {},
     )
-    assert client.calls[3] == (
+    assert client.calls[2] == (
         "send_chat_presence",
         (jid(CUSTOMER), ChatPresence.CHAT_PRESENCE_PAUSED, media),
         {},
     )
 
     await conn.logout()
-    assert [c[0] for c in client.calls[4:]] == ["logout", "stop"]
+    assert [c[0] for c in client.calls[3:]] == ["logout", "stop"]
     assert conn not in offline_driver.live
     with pytest.raises(DriverError, match="not connected"):
         await conn.send_text(chat, "otra")
@@ -790,7 +780,7 @@ async def test_a_connection_that_closed_silently_is_noticed(
 ) -> None:
     """Some endings come with no event neonize can safely deliver (stream replaced, client outdated): the
     liveness check asks whatsmeow and ends the attempt."""
-    monkeypatch.setattr("sessions.drivers.neonize.LIVENESS_SECONDS", 0.05)
+    monkeypatch.setattr("sessions.drivers.neonize.connection.LIVENESS_SECONDS", 0.05)
     recorder = Recorder()
     conn = connection(offline_driver, recorder)
     client = SignatureCheckedClient()
