@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -45,33 +46,58 @@ class SendPolicy(BaseModel):
 
 
 class StoreRateLimiter:
-    """A token bucket for the store and a one-minute window per chat; `wait` sleeps until both allow."""
+    """A token bucket for the store and a one-minute window per chat; `wait` sleeps until both allow.
 
-    def __init__(self, policy: SendPolicy) -> None:
+    `clock` and `sleep` are the monotonic clock and the sleep to use (tests pass a clock they advance)."""
+
+    def __init__(
+        self,
+        policy: SendPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.policy = policy
+        self._clock = clock
+        self._sleep = sleep
         self._tokens = policy.per_store_per_second
-        self._updated = time.monotonic()
+        self._updated = clock()
+        self._pruned = self._updated
         self._chats: dict[str, deque[float]] = {}
         self._lock = asyncio.Lock()
 
     async def wait(self, chat_jid: str) -> None:
         window = self._chats.setdefault(chat_jid, deque())
         while True:
-            now = time.monotonic()
+            now = self._clock()
             while window and now - window[0] >= 60:
                 window.popleft()
             if len(window) >= self.policy.per_chat_per_minute:
-                await asyncio.sleep(60 - (now - window[0]))
+                await self._sleep(60 - (now - window[0]))
                 continue
             break
         async with self._lock:
             rate = self.policy.per_store_per_second
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 self._tokens = min(rate, self._tokens + (now - self._updated) * rate)
                 self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # A whisker below 1 is a token: sleeping exactly the deficit can land there by rounding.
+                if self._tokens >= 1 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1)
                     break
-                await asyncio.sleep((1 - self._tokens) / rate)
-        window.append(time.monotonic())
+                await self._sleep((1 - self._tokens) / rate)
+        now = self._clock()
+        window.append(now)
+        if now - self._pruned >= 60:
+            self._prune(now)
+
+    def chats_tracked(self) -> int:
+        return len(self._chats)
+
+    def _prune(self, now: float) -> None:
+        """Drop the windows of chats that sent nothing for a minute (an empty window allows as much): a store
+        that talked to 10,000 chats must not keep 10,000 windows for good."""
+        self._pruned = now
+        for chat in [c for c, w in self._chats.items() if not w or now - w[-1] >= 60]:
+            del self._chats[chat]
