@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,8 +16,6 @@ from sqlalchemy import func, select, update
 import app.stores.endpoints as store_endpoints_module
 import app.stores.service as store_service_module
 from app.contracts import (
-    MESSAGES_GROUP,
-    OUTBOX_GROUP,
     STORES_CHANGED_CHANNEL,
     messages_stream,
     outbox_stream,
@@ -96,9 +96,11 @@ async def test_create_returns_the_store(client: AsyncClient) -> None:
         "status_reason",
         "desired_state",
         "phone_number",
+        "settings",
         "created_at",
         "updated_at",
     }
+    assert store["settings"] == {}
     uuid.UUID(store["id"])
     datetime.fromisoformat(store["created_at"])
 
@@ -107,14 +109,12 @@ async def test_create_returns_the_store(client: AsyncClient) -> None:
     assert response.json() == store
 
 
-async def test_create_makes_the_streams_with_their_consumer_groups(client: AsyncClient, redis: Redis) -> None:
+async def test_the_api_creates_no_streams(client: AsyncClient, redis: Redis) -> None:
+    """Consumer groups are the business of the streams' owners (the worker, the session manager): each creates
+    its groups when it takes a store."""
     store = await create_store(client)
-    for stream, group in (
-        (messages_stream(store["id"]), MESSAGES_GROUP),
-        (outbox_stream(store["id"]), OUTBOX_GROUP),
-    ):
-        groups = await redis.xinfo_groups(stream)
-        assert [g["name"] for g in groups] == [group]
+    assert (await client.post(f"/v1/stores/{store['id']}/link")).status_code == 202
+    assert await redis.exists(messages_stream(store["id"]), outbox_stream(store["id"])) == 0
 
 
 @pytest.mark.parametrize(
@@ -427,12 +427,24 @@ async def test_events_without_a_qr_start_with_the_status_only(
 async def test_events_keep_the_connection_alive_with_pings(
     sse_client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_endpoints_module, "EVENTS_PING_SECONDS", 0.1)
+    monkeypatch.setattr(store_endpoints_module, "EVENTS_PING_SECONDS", 0.2)
     store = await create_store(sse_client)
+    loop = asyncio.get_running_loop()
+    pings: list[float] = []
+    lines: list[str] = []
     async with asyncio.timeout(5), sse_client.stream("GET", f"/v1/stores/{store['id']}/events") as response:
-        async for line in response.aiter_lines():
+        async for line in response.aiter_lines():  # the raw stream: sse_events() would skip the comments
+            lines.append(line)
             if line.startswith(": ping"):  # an SSE comment: EventSource ignores it, proxies see traffic
-                break
+                pings.append(loop.time())
+                if len(pings) == 3:
+                    break
+    assert lines[0] == "event: status"  # the initial state, then only pings: nothing else happens
+    assert json.loads(lines[1].removeprefix("data: "))["status"] == "unlinked"
+    assert len(pings) == 3
+    # One ping per interval while nothing else happens, not a burst.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(pings)]
+    assert all(gap >= 0.15 for gap in gaps), gaps
 
 
 # --- pairing code ----------------------------------------------------------------------------------------------
