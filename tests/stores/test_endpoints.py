@@ -32,6 +32,7 @@ from tests.streaming import sse_events
 from tests.support import insert_other_tenant_store
 
 QR_CODE = "2@simulated-qr-code,abcdefgh"
+HANDOFF_30 = {"settings": {"handoff": {"auto_resume_minutes": 30}}}
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -224,9 +225,13 @@ async def test_unknown_malformed_and_other_tenants_stores_are_the_same_404(
         response = await client.post(f"/v1/stores/{store_id}/pairing-code", json={"phone": "+5491155550000"})
         assert response.status_code == 404
         assert response.json() == expected(store_id)
+        response = await client.patch(f"/v1/stores/{store_id}", json=HANDOFF_30)
+        assert response.status_code == 404
+        assert response.json() == expected(store_id)
 
     # and nothing was changed on the other tenant's store
-    assert (await load_store(sessionmaker, other)).desired_state == "unlinked"
+    other_row = await load_store(sessionmaker, other)
+    assert (other_row.desired_state, other_row.settings) == ("unlinked", {})
 
 
 async def test_the_default_tenant_is_created_once_under_concurrent_first_requests(
@@ -238,6 +243,48 @@ async def test_the_default_tenant_is_created_once_under_concurrent_first_request
     async with sessionmaker() as session:
         count = await session.scalar(select(func.count()).select_from(Tenant).where(Tenant.name == "default"))
     assert count == 1
+
+
+# --- settings --------------------------------------------------------------------------------------------------
+async def test_patch_replaces_the_given_settings_groups_and_keeps_the_others(
+    client: AsyncClient, sessionmaker: AsyncSessionMaker
+) -> None:
+    store = await create_store(client)
+    await set_store(sessionmaker, store["id"], settings={"sending": {"typing": False}})
+    response = await client.patch(f"/v1/stores/{store['id']}", json=HANDOFF_30)
+    assert response.status_code == 200, response.text
+    expected = {"sending": {"typing": False}, "handoff": {"auto_resume_minutes": 30}}
+    assert response.json()["settings"] == expected
+    assert (await client.get(f"/v1/stores/{store['id']}")).json()["settings"] == expected
+
+    off = {"settings": {"handoff": {"auto_resume_minutes": None}}}
+    response = await client.patch(f"/v1/stores/{store['id']}", json=off)
+    assert response.json()["settings"]["handoff"] == {"auto_resume_minutes": None}
+    assert (await load_store(sessionmaker, store["id"])).settings["sending"] == {"typing": False}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"settings": {"handoff": {"auto_resume_minutes": 0}}}, "body.settings.handoff.auto_resume_minutes"),
+        (
+            {"settings": {"handoff": {"auto_resume_minutes": "soon"}}},
+            "body.settings.handoff.auto_resume_minutes",
+        ),
+        ({"settings": {"handoff": {"auto_resume": 5}}}, "body.settings.handoff.auto_resume"),
+        ({"settings": {"colour": "red"}}, "body.settings.colour"),
+        ({"name": "Renamed"}, "body.settings"),
+    ],
+    ids=["zero-minutes", "not-a-number", "unknown-field", "unknown-group", "no-settings"],
+)
+async def test_patch_rejects_bad_settings_naming_the_field(
+    client: AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    store = await create_store(client)
+    response = await client.patch(f"/v1/stores/{store['id']}", json=body)
+    assert response.status_code == 422
+    assert field in [d["field"] for d in response.json()["error"]["details"]]
+    assert (await client.get(f"/v1/stores/{store['id']}")).json()["settings"] == {}
 
 
 # --- link, logout ----------------------------------------------------------------------------------------------
