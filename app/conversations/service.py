@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.errors import ConversationNotFound
@@ -20,7 +19,13 @@ from app.stores.service import store as store_service
 
 class ConversationService:
     async def get(
-        self, session: AsyncSession, *, tenant: Tenant, store_id: str, conversation_id: str
+        self,
+        session: AsyncSession,
+        *,
+        tenant: Tenant,
+        store_id: str,
+        conversation_id: str,
+        for_update: bool = False,
     ) -> Conversation:
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
         try:
@@ -28,7 +33,7 @@ class ConversationService:
         except ValueError as exc:
             raise ConversationNotFound(conversation_id) from exc
         repository = ConversationRepository.for_tenant(session, tenant.id)
-        conversation = await repository.get(store.id, conversation_uuid)
+        conversation = await repository.get(store.id, conversation_uuid, for_update=for_update)
         if conversation is None:
             raise ConversationNotFound(conversation_id)
         return conversation
@@ -37,12 +42,12 @@ class ConversationService:
         self, session: AsyncSession, *, tenant: Tenant, store_id: str, conversation_id: str, paused: bool
     ) -> Conversation:
         conversation = await self.get(
-            session, tenant=tenant, store_id=store_id, conversation_id=conversation_id
+            session, tenant=tenant, store_id=store_id, conversation_id=conversation_id, for_update=True
         )
         if conversation.bot_paused == paused:
             return conversation  # pausing a paused chat keeps its clock: it is not a human reply
-        return await ConversationRepository.for_tenant(session, tenant.id).update(
-            conversation, update_dict={"bot_paused": paused, "bot_paused_at": func.now() if paused else None}
+        return await ConversationRepository.for_tenant(session, tenant.id).set_bot_paused(
+            conversation, paused
         )
 
 
