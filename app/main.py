@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app.bots.endpoints import router as bots_router
 from app.config import Settings, WhatsAppDriver
+from app.conversations.endpoints import router as conversations_router
 from app.health.endpoints import router as health_router
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health_router)
     app.include_router(stores_router)
     app.include_router(bots_router)
+    app.include_router(conversations_router)
     app.include_router(orders_router)
     if settings.whatsapp_driver is WhatsAppDriver.simulator:
         # The simulator's controls would let anyone fake customers and phones: never on the real network.

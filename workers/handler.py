@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from redis.asyncio import Redis
@@ -22,6 +22,7 @@ from app.contracts import outbox_entry, outbox_stream
 from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, transaction
 from app.models import MessageStatus
+from app.stores.settings import HandoffSettings
 from workers.bots.base import BotContext, BotMessage
 from workers.bots.registry import language_of, load_bot
 from workers.bots.tools import DatabaseBotTools
@@ -113,8 +114,11 @@ class InboundHandler:
         """The store's bot on a chat's waiting messages, in order: the replies (reply_to, text) and the
         conversation's new state."""
         state, paused = dict(conversation.bot_state), conversation.bot_paused
+        paused_at = conversation.bot_paused_at
         bot, config = load_bot(store.bot_kind, store.bot_config)
         now = self.clock()
+        if paused and _resume_is_due(store, paused_at, now):
+            paused, paused_at = False, None
         context = BotContext(store_id=store.id, store_name=store.name, language=language_of(config), now=now)
         tools = DatabaseBotTools(
             session,
@@ -135,6 +139,14 @@ class InboundHandler:
                 received_at=inbound.wa_timestamp or inbound.created_at,
             )
             reply = await bot.handle(context, config, state, message, tools)
-            state, paused = reply.state, paused or reply.handoff
+            state = reply.state
+            if reply.handoff:  # the customer asked for a person: the bot is quiet from here on
+                paused, paused_at = True, now
             replies += [(inbound.id, text) for text in reply.replies]
-        return replies, ConversationSave(conversation.id, state, paused, waiting[-1].seq)
+        return replies, ConversationSave(conversation.id, state, paused, paused_at, waiting[-1].seq)
+
+
+def _resume_is_due(store: StoreRow, paused_at: datetime | None, now: datetime) -> bool:
+    """Whether the store has the bot take a handed-off chat back, and the person left it long enough."""
+    minutes = HandoffSettings.from_store_settings(store.settings).auto_resume_minutes
+    return minutes is not None and paused_at is not None and now - paused_at >= timedelta(minutes=minutes)

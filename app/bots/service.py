@@ -40,7 +40,7 @@ class BotService:
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
         validated = validate_config(kind, config)
         store = await StoreRepository.for_tenant(session, tenant.id).update(
-            store, bot_kind=kind.value, bot_config=validated
+            store, update_dict={"bot_kind": kind.value, "bot_config": validated}
         )
         return BotRead(kind=store.bot_kind, config=store.bot_config)
 

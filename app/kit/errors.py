@@ -43,6 +43,14 @@ class ServiceUnavailable(MostradorError):
     code = "unavailable"
 
 
+class CommitFailed(ServiceUnavailable):
+    code = "commit_failed"
+
+    def __init__(self) -> None:
+        # A commit that failed on a lost connection may have gone through: the client is told to check.
+        super().__init__("the database did not confirm the change; it was most likely not saved: retry")
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 

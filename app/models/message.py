@@ -28,6 +28,9 @@ class Conversation(IdMixin, TimestampMixin, Base):
     # skipped, which makes handling idempotent (shared/DESIGN.md, invariant 3).
     handled_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     bot_paused: Mapped[bool] = mapped_column(default=False)
+    # When the bot last handed the chat to a person (or a person last answered in it): a store's
+    # `handoff.auto_resume_minutes` resumes the bot that long after. Null while the bot answers.
+    bot_paused_at: Mapped[datetime | None]
 
 
 class Direction(StrEnum):

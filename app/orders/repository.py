@@ -3,65 +3,71 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select
 
+from app.kit.pagination import Keyset
+from app.kit.repository import TenantScopedRepository
 from app.models import Booking, BookingStatus, Conversation, Order, Store
 
+# Newest first, on the store's order number (unique per store).
+ORDER_ORDER = Keyset((Order.number,), descending=True)
+# Soonest first, on (starts_at, id).
+BOOKING_ORDER = Keyset((Booking.starts_at, Booking.id))
 
-class OrderRepository:
-    """Every query on orders and bookings, scoped to one tenant by `_orders()` / `_bookings()`: each joins the
-    store and filters on its tenant, so there is no unscoped way in."""
 
-    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID) -> None:
-        self.session = session
-        self.tenant_id = tenant_id
+class OrderRepository(TenantScopedRepository[Order]):
+    """Orders, scoped to one tenant through their store."""
 
-    @classmethod
-    def for_tenant(cls, session: AsyncSession, tenant_id: uuid.UUID) -> OrderRepository:
-        return cls(session, tenant_id)
+    model = Order
 
-    def _orders(self) -> Select[Order, str]:  # chat_jid is null when the chat was deleted
+    def get_readable_statement(self) -> Select[Order]:
         return (
-            select(Order, Conversation.chat_jid)
+            self.get_base_statement()
             .join(Store, Store.id == Order.store_id)
+            .where(Store.tenant_id == self.tenant_id)
+        )
+
+    async def list_page(
+        self, store_id: uuid.UUID, *, limit: int, cursor: str | None
+    ) -> tuple[list[tuple[Order, str | None]], str | None]:
+        """Each order with its chat (null when the chat was deleted), newest first."""
+        statement = (
+            self.get_readable_statement()
+            .add_columns(Conversation.chat_jid)
             .outerjoin(Conversation, Conversation.id == Order.conversation_id)
-            .where(Store.tenant_id == self.tenant_id)
+            .where(Order.store_id == store_id)
         )
+        statement = ORDER_ORDER.apply(statement, limit=limit, cursor=cursor)
+        rows = [(row[0], row[1]) for row in await self.session.execute(statement)]
+        return ORDER_ORDER.page(rows, limit=limit, key=lambda row: (row[0].number,))
 
-    def _bookings(self) -> Select[Booking, str]:  # chat_jid is null when the chat was deleted
+
+class BookingRepository(TenantScopedRepository[Booking]):
+    """Bookings, scoped to one tenant through their store."""
+
+    model = Booking
+
+    def get_readable_statement(self) -> Select[Booking]:
         return (
-            select(Booking, Conversation.chat_jid)
+            self.get_base_statement()
             .join(Store, Store.id == Booking.store_id)
-            .outerjoin(Conversation, Conversation.id == Booking.conversation_id)
             .where(Store.tenant_id == self.tenant_id)
         )
 
-    async def list_orders(
-        self, store_id: uuid.UUID, *, limit: int, before_number: int | None
-    ) -> list[tuple[Order, str | None]]:
-        """Newest first, keyset-paginated on the store's order number."""
+    async def list_upcoming_page(
+        self, store_id: uuid.UUID, *, now: datetime, limit: int, cursor: str | None
+    ) -> tuple[list[tuple[Booking, str | None]], str | None]:
+        """Live bookings from `now` on, each with its chat (null when deleted), soonest first."""
         statement = (
-            self._orders().where(Order.store_id == store_id).order_by(Order.number.desc()).limit(limit)
-        )
-        if before_number is not None:
-            statement = statement.where(Order.number < before_number)
-        return [(row[0], row[1]) for row in await self.session.execute(statement)]
-
-    async def list_upcoming_bookings(
-        self, store_id: uuid.UUID, *, now: datetime, limit: int, after: tuple[datetime, uuid.UUID] | None
-    ) -> list[tuple[Booking, str | None]]:
-        """Live bookings from `now` on, soonest first, keyset-paginated on (starts_at, id)."""
-        statement = (
-            self._bookings()
+            self.get_readable_statement()
+            .add_columns(Conversation.chat_jid)
+            .outerjoin(Conversation, Conversation.id == Booking.conversation_id)
             .where(
                 Booking.store_id == store_id,
                 Booking.status == BookingStatus.booked,
                 Booking.starts_at >= now,
             )
-            .order_by(Booking.starts_at, Booking.id)
-            .limit(limit)
         )
-        if after is not None:
-            statement = statement.where(tuple_(Booking.starts_at, Booking.id) > tuple_(*after))
-        return [(row[0], row[1]) for row in await self.session.execute(statement)]
+        statement = BOOKING_ORDER.apply(statement, limit=limit, cursor=cursor)
+        rows = [(row[0], row[1]) for row in await self.session.execute(statement)]
+        return BOOKING_ORDER.page(rows, limit=limit, key=lambda row: (row[0].starts_at, row[0].id))

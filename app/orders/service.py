@@ -3,54 +3,14 @@ workers/bots/tools.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Tenant
-from app.orders.repository import OrderRepository
+from app.orders.repository import BookingRepository, OrderRepository
 from app.orders.schemas import BookingPage, BookingRead, OrderLineRead, OrderPage, OrderRead
-from app.stores.errors import InvalidCursor
 from app.stores.service import store as store_service
-
-
-def encode_cursor(*values: Any) -> str:
-    raw = json.dumps(list(values)).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> list[Any]:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidCursor() from exc
-    if not isinstance(values, list):
-        raise InvalidCursor()
-    return values
-
-
-def decode_order_cursor(cursor: str) -> int:
-    values = _decode(cursor)
-    if len(values) != 1 or not isinstance(values[0], int):
-        raise InvalidCursor()
-    number: int = values[0]
-    return number
-
-
-def decode_booking_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        starts_at, booking_id = _decode(cursor)
-        after = datetime.fromisoformat(starts_at), uuid.UUID(booking_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidCursor() from exc
-    if after[0].tzinfo is None:
-        raise InvalidCursor()
-    return after
 
 
 class OrderService:
@@ -58,13 +18,9 @@ class OrderService:
         self, session: AsyncSession, *, tenant: Tenant, store_id: str, limit: int, cursor: str | None
     ) -> OrderPage:
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
-        before = decode_order_cursor(cursor) if cursor is not None else None
-        # One extra row tells whether there is a next page without a COUNT.
-        rows = await OrderRepository.for_tenant(session, tenant.id).list_orders(
-            store.id, limit=limit + 1, before_number=before
+        page, next_cursor = await OrderRepository.for_tenant(session, tenant.id).list_page(
+            store.id, limit=limit, cursor=cursor
         )
-        page = rows[:limit]
-        next_cursor = encode_cursor(page[-1][0].number) if len(rows) > limit else None
         items = [
             OrderRead(
                 id=order.id,
@@ -93,14 +49,8 @@ class OrderService:
         now: datetime | None = None,
     ) -> BookingPage:
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
-        after = decode_booking_cursor(cursor) if cursor is not None else None
-        rows = await OrderRepository.for_tenant(session, tenant.id).list_upcoming_bookings(
-            store.id, now=now or datetime.now(UTC), limit=limit + 1, after=after
-        )
-        page = rows[:limit]
-        last = page[-1][0] if page else None
-        next_cursor = (
-            encode_cursor(last.starts_at.isoformat(), str(last.id)) if last and len(rows) > limit else None
+        page, next_cursor = await BookingRepository.for_tenant(session, tenant.id).list_upcoming_page(
+            store.id, now=now or datetime.now(UTC), limit=limit, cursor=cursor
         )
         items = [
             BookingRead(

@@ -17,6 +17,7 @@ from app.stores.schemas import (
     StoreCreate,
     StorePage,
     StoreRead,
+    StoreUpdate,
 )
 from app.stores.service import StoreEventStream, render_qr
 from app.stores.service import store as store_service
@@ -29,10 +30,8 @@ _QR_MEDIA_TYPES = {QrFormat.svg: "image/svg+xml", QrFormat.png: "image/png"}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a store")
-async def create_store(
-    body: StoreCreate, tenant: CurrentTenant, session: SessionDep, redis: RedisDep
-) -> StoreRead:
-    store = await store_service.create(session, redis, tenant=tenant, name=body.name)
+async def create_store(body: StoreCreate, tenant: CurrentTenant, session: SessionDep) -> StoreRead:
+    store = await store_service.create(session, tenant=tenant, name=body.name)
     return StoreRead.model_validate(store)
 
 
@@ -50,6 +49,22 @@ async def list_stores(
 @router.get("/{store_id}", summary="Get a store", responses=_NOT_FOUND)
 async def get_store(store_id: str, tenant: CurrentTenant, session: SessionDep) -> StoreRead:
     store = await store_service.get(session, tenant=tenant, store_id=store_id)
+    return StoreRead.model_validate(store)
+
+
+@router.patch(
+    "/{store_id}",
+    summary="Change the store's settings",
+    description="Each settings group given replaces the store's; the others keep their value. An unknown "
+    "group or field is a 422 naming it.",
+    responses=_NOT_FOUND,
+)
+async def update_store(
+    store_id: str, body: StoreUpdate, tenant: CurrentTenant, session: SessionDep
+) -> StoreRead:
+    store = await store_service.update_settings(
+        session, tenant=tenant, store_id=store_id, settings=body.settings
+    )
     return StoreRead.model_validate(store)
 
 

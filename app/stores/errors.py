@@ -17,24 +17,6 @@ class StoreNotFound(StoreError, NotFound):
         super().__init__("store not found", details={"store_id": store_id})
 
 
-class InvalidCursor(StoreError):
-    status_code = 422
-    code = "validation_error"
-
-    def __init__(self) -> None:
-        # Shaped like FastAPI's validation errors, so clients handle both the same way.
-        super().__init__(
-            "invalid request: query.cursor",
-            details=[
-                {
-                    "field": "query.cursor",
-                    "message": "not a cursor returned by this endpoint",
-                    "type": "value_error",
-                }
-            ],
-        )
-
-
 class QrNotAvailable(StoreError, NotFound):
     code = "qr_not_available"
 

@@ -4,11 +4,12 @@ import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.models import DesiredState, StoreStatus
+from app.stores.settings import StoreSettingsUpdate
 
 _PHONE_SHAPE = re.compile(r"^\+?[0-9][0-9 \-]*$")
 
@@ -42,8 +43,17 @@ class StoreRead(BaseModel):
     status_reason: str | None = Field(description="Why the store is in this status (errors, logouts).")
     desired_state: DesiredState = Field(description="What was asked for: link, log out, or nothing.")
     phone_number: str | None = Field(description="The linked WhatsApp number, once connected.")
+    settings: dict[str, Any] = Field(
+        description="The store's settings, by group (see `PATCH /v1/stores/{id}`)."
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class StoreUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    settings: StoreSettingsUpdate = Field(description="The settings groups to replace.")
 
 
 class StorePage(BaseModel):

@@ -1,21 +1,20 @@
 """Stores: create and list them, ask the session manager to link or log out, and relay what it reports.
 
-The API never holds a WhatsApp connection. It writes the desired state, commits, then publishes the store id
-on `STORES_CHANGED_CHANNEL`; the session manager reconciles and reports back through Redis (status events, the
-current QR code, a requested pairing code), which the routes here read or relay.
+The API never holds a WhatsApp connection. It writes the desired state and, once the request's transaction is
+committed (an after-commit hook), publishes the store id on `STORES_CHANGED_CHANNEL`; the session manager
+reconciles and reports back through Redis (status events, the current QR code, a requested pairing code),
+which the routes here read or relay. The API creates no stream: each stream's owner (the session manager, the
+worker) creates its streams and consumer groups when it takes a store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
+import functools
 import io
-import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import segno
 import structlog
@@ -26,17 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts import (
     STORES_CHANGED_CHANNEL,
-    create_store_streams,
     parse_event,
     status_event,
     store_events_channel,
     store_pairing_code_key,
     store_qr_key,
 )
+from app.kit import unit_of_work
 from app.kit.errors import ServiceUnavailable
 from app.models import DesiredState, Store, StoreStatus, Tenant
 from app.stores.errors import (
-    InvalidCursor,
     PairingCodeTimeout,
     QrNotAvailable,
     StoreAlreadyConnected,
@@ -44,6 +42,7 @@ from app.stores.errors import (
 )
 from app.stores.repository import StoreRepository
 from app.stores.schemas import PairingCodeRead, QrCodeRead, QrFormat
+from app.stores.settings import StoreSettingsUpdate
 
 log = structlog.get_logger(__name__)
 
@@ -123,23 +122,6 @@ def _retry_values(store: Store) -> dict[str, object]:
     return {}
 
 
-def encode_cursor(store: Store) -> str:
-    raw = json.dumps([store.created_at.isoformat(), str(store.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, store_id = json.loads(raw)
-        after = datetime.fromisoformat(created_at), uuid.UUID(store_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursor() from exc
-    if after[0].tzinfo is None:
-        raise InvalidCursor()
-    return after
-
-
 def render_qr(code: str, kind: QrFormat) -> bytes:
     """The QR code as an SVG or PNG image, sized for a phone camera on a laptop screen."""
     buffer = io.BytesIO()
@@ -155,23 +137,13 @@ def _parse_store_id(store_id: str) -> uuid.UUID:
 
 
 class StoreService:
-    async def create(self, session: AsyncSession, redis: Redis, *, tenant: Tenant, name: str) -> Store:
-        store = await StoreRepository.for_tenant(session, tenant.id).create(name=name)
-        # Streams only for a committed store: a failed insert must not leave streams that nothing owns.
-        await session.commit()
-        await create_store_streams(redis, store.id)
-        return store
+    async def create(self, session: AsyncSession, *, tenant: Tenant, name: str) -> Store:
+        return await StoreRepository.for_tenant(session, tenant.id).create_store(name=name)
 
     async def list_page(
         self, session: AsyncSession, *, tenant: Tenant, limit: int, cursor: str | None
-    ) -> tuple[list[Store], str | None]:
-        after = decode_cursor(cursor) if cursor is not None else None
-        # One extra row tells whether there is a next page without a COUNT.
-        stores = await StoreRepository.for_tenant(session, tenant.id).list_page(limit=limit + 1, after=after)
-        if len(stores) <= limit:
-            return stores, None
-        page = stores[:limit]
-        return page, encode_cursor(page[-1])
+    ) -> tuple[Sequence[Store], str | None]:
+        return await StoreRepository.for_tenant(session, tenant.id).list_page(limit=limit, cursor=cursor)
 
     async def get(self, session: AsyncSession, *, tenant: Tenant, store_id: str) -> Store:
         store = await StoreRepository.for_tenant(session, tenant.id).get(_parse_store_id(store_id))
@@ -179,24 +151,35 @@ class StoreService:
             raise StoreNotFound(store_id)
         return store
 
+    async def update_settings(
+        self, session: AsyncSession, *, tenant: Tenant, store_id: str, settings: StoreSettingsUpdate
+    ) -> Store:
+        """Replace the given settings groups; the others keep their value."""
+        store = await self.get(session, tenant=tenant, store_id=store_id)
+        groups = settings.model_dump(mode="json", exclude_unset=True)
+        return await StoreRepository.for_tenant(session, tenant.id).update(
+            store, update_dict={"settings": {**store.settings, **groups}}
+        )
+
     async def link(self, session: AsyncSession, redis: Redis, *, tenant: Tenant, store_id: str) -> Store:
         """Ask for a connection, paired by QR code (a pending pairing-code request is dropped)."""
         store = await self.get(session, tenant=tenant, store_id=store_id)
         retry = _retry_values(store)
         if store.desired_state != DesiredState.linked or store.pairing_phone is not None or retry:
             store = await StoreRepository.for_tenant(session, tenant.id).update(
-                store, desired_state=DesiredState.linked.value, pairing_phone=None, **retry
+                store,
+                update_dict={"desired_state": DesiredState.linked.value, "pairing_phone": None, **retry},
             )
-        await self._desired_state_changed(session, redis, store, ensure_streams=True)
+        _notify_after_commit(session, redis, store)
         return store
 
     async def logout(self, session: AsyncSession, redis: Redis, *, tenant: Tenant, store_id: str) -> Store:
         store = await self.get(session, tenant=tenant, store_id=store_id)
         if store.desired_state != DesiredState.logged_out:
             store = await StoreRepository.for_tenant(session, tenant.id).update(
-                store, desired_state=DesiredState.logged_out.value
+                store, update_dict={"desired_state": DesiredState.logged_out.value}
             )
-        await self._desired_state_changed(session, redis, store)
+        _notify_after_commit(session, redis, store)
         return store
 
     async def get_qr(
@@ -236,9 +219,17 @@ class StoreService:
         # A code left from an earlier request must not be mistaken for the answer to this one.
         await redis.delete(store_pairing_code_key(store.id))
         store = await StoreRepository.for_tenant(session, tenant.id).update(
-            store, desired_state=DesiredState.linked.value, pairing_phone=phone, **_retry_values(store)
+            store,
+            update_dict={
+                "desired_state": DesiredState.linked.value,
+                "pairing_phone": phone,
+                **_retry_values(store),
+            },
         )
-        await self._desired_state_changed(session, redis, store, ensure_streams=True)
+        _notify_after_commit(session, redis, store)
+        # Commit now, not at the end of the request: the session manager, notified by the hook, reads the
+        # committed row and only then asks WhatsApp for the code this request waits for.
+        await unit_of_work.commit(session)
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -275,9 +266,10 @@ class StoreService:
                             break
             except TimeoutError as exc:
                 raise ServiceUnavailable("Redis did not confirm the event subscription") from exc
+            # Read after the subscription is confirmed. No commit needed to free the database connection for
+            # the hours the stream may stay open: the request's transaction ends when the endpoint returns,
+            # before the response streams (app/dependencies.py: get_session).
             store = await StoreRepository.for_tenant(session, tenant.id).refresh(store)
-            # The stream may stay open for hours: give the database connection back now, not at its end.
-            await session.commit()
             initial = [
                 StoreEvent(
                     "status",
@@ -292,15 +284,13 @@ class StoreService:
             raise
         return StoreEventStream(pubsub, initial)
 
-    async def _desired_state_changed(
-        self, session: AsyncSession, redis: Redis, store: Store, *, ensure_streams: bool = False
-    ) -> None:
-        # Commit before publishing: the session manager reads the row when notified and must see the change.
-        await session.commit()
-        if ensure_streams:
-            # Idempotent; brings back a store's streams if Redis lost them, before the store starts receiving.
-            await create_store_streams(redis, store.id)
-        await redis.publish(STORES_CHANGED_CHANNEL, str(store.id))
+
+def _notify_after_commit(session: AsyncSession, redis: Redis, store: Store) -> None:
+    """Tell the session manager to reconcile the store once the change is committed: notified earlier, it
+    could read the row before the change and settle on the old desired state."""
+    unit_of_work.after_commit(
+        session, functools.partial(redis.publish, STORES_CHANGED_CHANNEL, str(store.id))
+    )
 
 
 def _link_state(store: Store) -> dict[str, str | None]:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,8 +16,6 @@ from sqlalchemy import func, select, update
 import app.stores.endpoints as store_endpoints_module
 import app.stores.service as store_service_module
 from app.contracts import (
-    MESSAGES_GROUP,
-    OUTBOX_GROUP,
     STORES_CHANGED_CHANNEL,
     messages_stream,
     outbox_stream,
@@ -32,6 +32,7 @@ from tests.streaming import sse_events
 from tests.support import insert_other_tenant_store
 
 QR_CODE = "2@simulated-qr-code,abcdefgh"
+HANDOFF_30 = {"settings": {"handoff": {"auto_resume_minutes": 30}}}
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -96,9 +97,11 @@ async def test_create_returns_the_store(client: AsyncClient) -> None:
         "status_reason",
         "desired_state",
         "phone_number",
+        "settings",
         "created_at",
         "updated_at",
     }
+    assert store["settings"] == {}
     uuid.UUID(store["id"])
     datetime.fromisoformat(store["created_at"])
 
@@ -107,14 +110,12 @@ async def test_create_returns_the_store(client: AsyncClient) -> None:
     assert response.json() == store
 
 
-async def test_create_makes_the_streams_with_their_consumer_groups(client: AsyncClient, redis: Redis) -> None:
+async def test_the_api_creates_no_streams(client: AsyncClient, redis: Redis) -> None:
+    """Consumer groups are the business of the streams' owners (the worker, the session manager): each creates
+    its groups when it takes a store."""
     store = await create_store(client)
-    for stream, group in (
-        (messages_stream(store["id"]), MESSAGES_GROUP),
-        (outbox_stream(store["id"]), OUTBOX_GROUP),
-    ):
-        groups = await redis.xinfo_groups(stream)
-        assert [g["name"] for g in groups] == [group]
+    assert (await client.post(f"/v1/stores/{store['id']}/link")).status_code == 202
+    assert await redis.exists(messages_stream(store["id"]), outbox_stream(store["id"])) == 0
 
 
 @pytest.mark.parametrize(
@@ -224,9 +225,13 @@ async def test_unknown_malformed_and_other_tenants_stores_are_the_same_404(
         response = await client.post(f"/v1/stores/{store_id}/pairing-code", json={"phone": "+5491155550000"})
         assert response.status_code == 404
         assert response.json() == expected(store_id)
+        response = await client.patch(f"/v1/stores/{store_id}", json=HANDOFF_30)
+        assert response.status_code == 404
+        assert response.json() == expected(store_id)
 
     # and nothing was changed on the other tenant's store
-    assert (await load_store(sessionmaker, other)).desired_state == "unlinked"
+    other_row = await load_store(sessionmaker, other)
+    assert (other_row.desired_state, other_row.settings) == ("unlinked", {})
 
 
 async def test_the_default_tenant_is_created_once_under_concurrent_first_requests(
@@ -238,6 +243,48 @@ async def test_the_default_tenant_is_created_once_under_concurrent_first_request
     async with sessionmaker() as session:
         count = await session.scalar(select(func.count()).select_from(Tenant).where(Tenant.name == "default"))
     assert count == 1
+
+
+# --- settings --------------------------------------------------------------------------------------------------
+async def test_patch_replaces_the_given_settings_groups_and_keeps_the_others(
+    client: AsyncClient, sessionmaker: AsyncSessionMaker
+) -> None:
+    store = await create_store(client)
+    await set_store(sessionmaker, store["id"], settings={"sending": {"typing": False}})
+    response = await client.patch(f"/v1/stores/{store['id']}", json=HANDOFF_30)
+    assert response.status_code == 200, response.text
+    expected = {"sending": {"typing": False}, "handoff": {"auto_resume_minutes": 30}}
+    assert response.json()["settings"] == expected
+    assert (await client.get(f"/v1/stores/{store['id']}")).json()["settings"] == expected
+
+    off = {"settings": {"handoff": {"auto_resume_minutes": None}}}
+    response = await client.patch(f"/v1/stores/{store['id']}", json=off)
+    assert response.json()["settings"]["handoff"] == {"auto_resume_minutes": None}
+    assert (await load_store(sessionmaker, store["id"])).settings["sending"] == {"typing": False}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"settings": {"handoff": {"auto_resume_minutes": 0}}}, "body.settings.handoff.auto_resume_minutes"),
+        (
+            {"settings": {"handoff": {"auto_resume_minutes": "soon"}}},
+            "body.settings.handoff.auto_resume_minutes",
+        ),
+        ({"settings": {"handoff": {"auto_resume": 5}}}, "body.settings.handoff.auto_resume"),
+        ({"settings": {"colour": "red"}}, "body.settings.colour"),
+        ({"name": "Renamed"}, "body.settings"),
+    ],
+    ids=["zero-minutes", "not-a-number", "unknown-field", "unknown-group", "no-settings"],
+)
+async def test_patch_rejects_bad_settings_naming_the_field(
+    client: AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    store = await create_store(client)
+    response = await client.patch(f"/v1/stores/{store['id']}", json=body)
+    assert response.status_code == 422
+    assert field in [d["field"] for d in response.json()["error"]["details"]]
+    assert (await client.get(f"/v1/stores/{store['id']}")).json()["settings"] == {}
 
 
 # --- link, logout ----------------------------------------------------------------------------------------------
@@ -427,12 +474,24 @@ async def test_events_without_a_qr_start_with_the_status_only(
 async def test_events_keep_the_connection_alive_with_pings(
     sse_client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_endpoints_module, "EVENTS_PING_SECONDS", 0.1)
+    monkeypatch.setattr(store_endpoints_module, "EVENTS_PING_SECONDS", 0.2)
     store = await create_store(sse_client)
+    loop = asyncio.get_running_loop()
+    pings: list[float] = []
+    lines: list[str] = []
     async with asyncio.timeout(5), sse_client.stream("GET", f"/v1/stores/{store['id']}/events") as response:
-        async for line in response.aiter_lines():
+        async for line in response.aiter_lines():  # the raw stream: sse_events() would skip the comments
+            lines.append(line)
             if line.startswith(": ping"):  # an SSE comment: EventSource ignores it, proxies see traffic
-                break
+                pings.append(loop.time())
+                if len(pings) == 3:
+                    break
+    assert lines[0] == "event: status"  # the initial state, then only pings: nothing else happens
+    assert json.loads(lines[1].removeprefix("data: "))["status"] == "unlinked"
+    assert len(pings) == 3
+    # One ping per interval while nothing else happens, not a burst.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(pings)]
+    assert all(gap >= 0.15 for gap in gaps), gaps
 
 
 # --- pairing code ----------------------------------------------------------------------------------------------

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ConversationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot_paused: bool = Field(
+        description="true: a person takes the chat over and the bot stays quiet; false: the bot answers again "
+        "from the customer's next message."
+    )
+
+
+class ConversationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    chat_jid: str = Field(description="The customer's WhatsApp chat.")
+    customer_name: str | None
+    bot_paused: bool = Field(description="Whether a person answers this chat instead of the bot.")
+    bot_paused_at: datetime | None = Field(description="Since when the chat is with a person; null if not.")
+    last_message_at: datetime | None
