@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from app.config import Settings
-from app.contracts import create_store_streams, sim_device_key
+from app.contracts import STORES_CHANGED_CHANNEL, create_store_streams, sim_device_key
 from app.kit.db import AsyncSessionMaker, transaction
 from app.models import DesiredState, Message, Store, Tenant
 from sessions.drivers.simulator import SimulatorDriver
@@ -69,6 +69,7 @@ async def create_store(
         await redis.set(
             sim_device_key(device), json.dumps({"store_id": str(store_id), "phone": paired_phone})
         )
+    await redis.publish(STORES_CHANGED_CHANNEL, str(store_id))  # as the API does after a commit
     return store_id
 
 
