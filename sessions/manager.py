@@ -84,6 +84,7 @@ class SessionManager:
         self._changed: set[uuid.UUID] = set()  # stores named on `stores:changed`, to reconcile one by one
         self._wanted: set[uuid.UUID] = set()  # the wanted stores as the last reconciles found them
         self._live_managers = 0
+        self.full_reconciles = 0  # how many full reconciles ended (logs, tests)
         self._lock = asyncio.Lock()  # one reconcile at a time
         self.log = log.bind(manager=self.leases.token[:8])
 
@@ -260,6 +261,8 @@ class SessionManager:
                     handled.add(store_id)
                 elif store.pairing_phone != held.pairing_phone:
                     await held.pairing_phone_changed(store.pairing_phone)
+                elif held.is_zombie(time.monotonic()):
+                    held.revive()
             share = await self._fair_share(len(self._wanted))
             await self._shed(len(self.sessions) - share)
             candidates = [s for s in wanted.values() if s.id not in self.sessions and s.id not in handled]
@@ -279,6 +282,8 @@ class SessionManager:
                     await self._take(store)
 
             await asyncio.gather(*(take(store) for store in taking))
+            if ids is None:
+                self.full_reconciles += 1
 
     async def _shed(self, excess: int) -> None:
         """Hand stores beyond our fair share to the other managers (a new replica joined), a few at a time so

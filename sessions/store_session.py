@@ -9,7 +9,6 @@ nothing of the manager that holds it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 import uuid
@@ -102,14 +101,14 @@ class StoreSession:
         self._dirty = False
         self._version = 0
         self._status_lock = asyncio.Lock()
-        self._status_retry: asyncio.Task[None] | None = None
+        self._status_writer: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         # Resuming a device writes nothing until the outcome (connected, or why not): one write per store
         # keeps a cold start of many stores fast.
         if self.device_jid is None:
-            await self.set_status(StoreStatus.linking, None)
+            await self.set_status(StoreStatus.linking, None)  # announced before the first QR code
         await self._connect()
 
     async def _connect(self) -> None:
@@ -141,7 +140,7 @@ class StoreSession:
         self.closed = True
         self.connected.clear()
         self._live = False
-        for task in (self._reconnect, self._status_retry):
+        for task in (self._reconnect, self._status_writer):
             # Not the task running this (a failed reconnect that ends the store): it would cancel the drop.
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
@@ -253,7 +252,7 @@ class StoreSession:
                     )
                 except Exception:  # they expire with their code
                     self.log.warning("could not delete the used QR code", exc_info=True)
-                await self.set_status(
+                self.want_status(
                     StoreStatus(self.status), self._reason, device_jid=device_jid, phone_number=phone,
                     pairing_phone=None,
                 )  # fmt: skip
@@ -262,12 +261,12 @@ class StoreSession:
                 self._attempt = 0
                 self.connected.set()
                 extra = {"phone_number": phone} if phone else {}
-                await self.set_status(StoreStatus.connected, None, **extra)
+                self.want_status(StoreStatus.connected, None, **extra)
             case Disconnected(reason, retryable):
                 self._went_down()
                 if retryable:
-                    self._schedule_reconnect()  # first: whatever the write below meets
-                    await self.set_status(StoreStatus.reconnecting, reason)
+                    self._schedule_reconnect()  # first, and not waiting for the write below
+                    self.want_status(StoreStatus.reconnecting, reason)
                 else:
                     if self.device_jid is None:
                         reason = f"{reason}; link again to get a new QR code"
@@ -295,16 +294,38 @@ class StoreSession:
         if not self.deps.owns(self.store_id):
             raise LeaseLost(str(self.store_id))
 
+    def want_status(self, status: StoreStatus, reason: str | None, **values: object) -> None:
+        """Remember the status and write it in the background, again and again until written (PostgreSQL or
+        Redis may be away): the driver's event handler never waits for it, and the latest status wins."""
+        self._remember(status, reason, values)
+        if self._status_writer is None or self._status_writer.done():
+            self._status_writer = asyncio.create_task(self._write_status())
+
     async def set_status(self, status: StoreStatus, reason: str | None, **values: object) -> None:
-        """Want this status and write it now. Never raises: if PostgreSQL or Redis is away, the status is
-        written (with the values of every call since the last write) once they are back; the latest wins."""
+        """Remember the status and write it now: before the store is dropped (after which nothing may be
+        written for it), or to announce it before what follows. Never raises: if the write fails, the
+        background writer tries on while the store is ours."""
+        self._remember(status, reason, values)
+        if not await self._flush_status() and (self._status_writer is None or self._status_writer.done()):
+            self._status_writer = asyncio.create_task(self._write_status())
+
+    def _remember(self, status: StoreStatus, reason: str | None, values: dict[str, object]) -> None:
         self.status, self._reason = status.value, reason
-        self._unwritten.update(values)
+        self._unwritten.update(values)  # with those of earlier statuses not written yet
         self._dirty = True
         self._version += 1
         self.log.info("store status", status=status.value, reason=reason)
-        if not await self._flush_status():
-            self._retry_status_later()
+
+    async def _write_status(self) -> None:
+        delay, failed = STATUS_RETRY_FIRST, False
+        while self._dirty:
+            if await self._flush_status():
+                if failed and not self._dirty:
+                    self.log.info("store status written after a failure", status=self.status)
+                continue  # a newer status may have come meanwhile
+            failed = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.deps.settings.sessions_reconnect_max_seconds)
 
     async def _flush_status(self) -> bool:
         """Write the wanted status if it is not written yet; False if that failed."""
@@ -322,24 +343,10 @@ class StoreSession:
                     "writing the store status failed; will retry", status=self.status, error=str(exc)[:200]
                 )
                 return False
-            if version == self._version:  # else a newer status came meanwhile; its caller writes it next
+            if version == self._version:  # else a newer status came meanwhile: written next
                 self._dirty = False
                 self._unwritten.clear()
             return True
-
-    def _retry_status_later(self) -> None:
-        if self._status_retry is None or self._status_retry.done():
-            self._status_retry = asyncio.create_task(self._retry_status())
-
-    async def _retry_status(self) -> None:
-        delay = STATUS_RETRY_FIRST
-        while self._dirty:
-            await asyncio.sleep(delay)
-            with contextlib.suppress(Exception):
-                if await self._flush_status() and not self._dirty:
-                    self.log.info("store status written after a failure", status=self.status)
-                    return
-            delay = min(delay * 2, self.deps.settings.sessions_reconnect_max_seconds)
 
 
 def _utcnow() -> datetime:

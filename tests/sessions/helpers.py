@@ -114,9 +114,16 @@ async def wait_status(
 
 @asynccontextmanager
 async def running_manager(
-    settings: Settings, sessionmaker: AsyncSessionMaker, redis: Redis, redis_url: str
+    settings: Settings,
+    sessionmaker: AsyncSessionMaker,
+    redis: Redis,
+    redis_url: str,
+    *,
+    sim_redis_url: str | None = None,
 ) -> AsyncIterator[SessionManager]:
-    manager = SessionManager(settings, SimulatorDriver(settings, redis_url), sessionmaker, redis, redis_url)
+    """A manager on `redis` (`redis_url`); its simulated network on `sim_redis_url` (default: the same)."""
+    driver = SimulatorDriver(settings, sim_redis_url or redis_url)
+    manager = SessionManager(settings, driver, sessionmaker, redis, redis_url)
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop))
     try:
