@@ -143,21 +143,25 @@ class SessionManager:
     async def _listen(self) -> None:
         """The API publishes a store's id after changing it: reconcile that store now. Anything else (`handover`,
         `rebalance`) asks for a full reconcile."""
-        subscribed_before = False
+        subscribed_before, failing = False, False
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(STORES_CHANGED_CHANNEL)
                     if subscribed_before:  # notifications published while we were away are lost
                         self._ask_full()
-                    subscribed_before = True
+                    subscribed_before, failing = True, False
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self._notified(message.get("data"))
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self.log.warning("store notifications lost; retrying", exc_info=True)
+            except Exception as exc:
+                # The traceback once per outage: this is retried every second meanwhile.
+                self.log.warning(
+                    "store notifications lost; retrying", error=str(exc)[:200], exc_info=not failing
+                )
+                failing = True
                 await asyncio.sleep(1)
 
     def _notified(self, data: object) -> None:
