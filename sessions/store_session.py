@@ -92,6 +92,7 @@ class StoreSession:
         self._attempt = 0
         self._reconnect: asyncio.Task[None] | None = None
         self._reconnect_wanted = False
+        self._stop_first = False
         # A connection is up or pairing (its last event said so), or one is being made right now; else since when.
         self._live = False
         self._starting = False
@@ -180,6 +181,7 @@ class StoreSession:
 
     def revive(self) -> None:
         self.log.warning("store held with no connection and no reconnect pending; reconnecting")
+        self._stop_first = True  # whatever the driver still holds for it is stale: a start might be a no-op
         self._schedule_reconnect()
 
     def _schedule_reconnect(self) -> None:
@@ -209,6 +211,9 @@ class StoreSession:
             if self.closed:
                 return
             try:
+                if self._stop_first:
+                    self._stop_first = False
+                    await self.connection.stop()
                 await self._connect()
             except Exception:
                 self.log.warning("reconnect failed; trying again", exc_info=True)
