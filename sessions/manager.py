@@ -185,8 +185,9 @@ class SessionManager:
             self._wake.clear()
             now = time.monotonic()
             full = self._full_wanted or now >= next_full
-            changed = set() if full else self._changed
-            self._changed = set() if full else self._changed - changed  # a full reconcile covers them all
+            # Taken now: notifications that arrive during this reconcile are for the next round. A full
+            # reconcile covers the stores named so far.
+            changed, self._changed = (set() if full else self._changed), set()
             self._full_wanted = False
             if full:
                 next_full = now + self.settings.sessions_full_reconcile_seconds
