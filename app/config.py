@@ -91,7 +91,17 @@ class Settings(BaseSettings):
         description="Session manager: a store's lease lifetime; a dead manager's stores move after it.",
     )
     sessions_reconcile_seconds: float = Field(
-        2, gt=0, description="Session manager: how often desired state is compared with live connections."
+        2,
+        gt=0,
+        description="Session manager: how often held and known stores are reviewed without reading PostgreSQL "
+        "(heartbeat, stores whose manager died, sessions left without a connection). A store the API changes is "
+        "reconciled at once.",
+    )
+    sessions_full_reconcile_seconds: float = Field(
+        30,
+        gt=0,
+        description="Session manager: how often every store's desired state is read again and compared with live "
+        "connections (catches a change whose notification was lost).",
     )
     sessions_reconnect_base_seconds: float = Field(
         1, gt=0, description="Session manager: first reconnect delay; doubles per failure, with jitter."

@@ -120,7 +120,8 @@ def sim_pairing_key(store_id: uuid.UUID | str) -> str:
 
 
 def sim_control_stream(store_id: uuid.UUID | str) -> str:
-    """Entries {kind: scan|disconnect|logout|send_failure, phone?}: the phone's and the network's actions."""
+    """Entries {kind: scan|disconnect|logout|send_failure, phone?, code?, crash_starts?}: the phone's and the
+    network's actions (`crash_starts` with a disconnect: that many reconnects then fail unexpectedly)."""
     return f"sim:store-{store_id}:control"
 
 

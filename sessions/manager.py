@@ -4,6 +4,12 @@ Any number of managers run side by side. A store is served by the one holding it
 (`lease:sessions:store-<id>`); each manager takes at most its fair share of the wanted stores (counted from
 the managers' heartbeats), so replicas split the work, and a dead manager's stores are taken over once its
 leases expire. A manager that cannot renew a lease drops that store at once.
+
+What is wanted is read from PostgreSQL: for one store when the API names it on `stores:changed` (at once), for
+every store in a full sweep now and then (`sessions_full_reconcile_seconds`, or when a manager hands stores
+over). In between, a cheap review (`sessions_reconcile_seconds`, Redis only) notices what needs a store-level
+or full reconcile: a manager that joined or left, a known store whose lease nobody holds (its manager died),
+a session left with no connection and no reconnect pending.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import os
 import random
 import secrets
 import socket
+import time
 import uuid
+from collections.abc import Collection
 
 import structlog
 from redis.asyncio import Redis
@@ -22,14 +30,16 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.contracts import STORES_CHANGED_CHANNEL, sessions_lease_key
 from app.kit.db import AsyncSessionMaker, transaction
-from app.kit.leases import Leases, fair_share
+from app.kit.leases import Leases, heartbeat
 from app.kit.loops import every, forever
 from app.models import DesiredState, StoreStatus
 from sessions.drivers.base import Driver
 from sessions.inbound import InboundRecorder
 from sessions.outbound import Outbox
+from sessions.receipts import ReceiptRecorder
 from sessions.repository import SessionsRepository, WantedStore
-from sessions.store_session import StoreSession
+from sessions.status import StatusWriter
+from sessions.store_session import Collaborators, StoreSession
 
 log = structlog.get_logger(__name__)
 
@@ -57,8 +67,24 @@ class SessionManager:
         self.leases = Leases(redis, ttl_seconds=settings.sessions_lease_ttl_seconds, owner=owner)
         self.sessions: dict[uuid.UUID, StoreSession] = {}
         self.inbound = InboundRecorder(sessionmaker, redis)
+        self.receipts = ReceiptRecorder(sessionmaker)
         self.outbox = Outbox(self, redis_url)
+        self._collaborators = Collaborators(
+            settings=settings,
+            redis=redis,
+            connect=driver.connection,
+            status=StatusWriter(sessionmaker, redis),
+            inbound=self.inbound,
+            receipts=self.receipts,
+            owns=self.owns,
+            drop=self.drop,
+        )
         self._wake = asyncio.Event()
+        self._full_wanted = False  # a full reconcile is asked for (a handover, a rebalance, a manager joined)
+        self._changed: set[uuid.UUID] = set()  # stores named on `stores:changed`, to reconcile one by one
+        self._wanted: set[uuid.UUID] = set()  # the wanted stores as the last reconciles found them
+        self._live_managers = 0
+        self.full_reconciles = 0  # how many full reconciles ended (logs, tests)
         self._lock = asyncio.Lock()  # one reconcile at a time
         self.log = log.bind(manager=self.leases.token[:8])
 
@@ -69,9 +95,8 @@ class SessionManager:
     async def run(self, stop: asyncio.Event) -> None:
         await self.driver.start()
         tasks = [
-            asyncio.create_task(
-                every(self._reconcile_soon, self.settings.sessions_reconcile_seconds, self.log)
-            ),
+            asyncio.create_task(forever(self._reconcile_forever, self.log)),
+            asyncio.create_task(every(self._review, self.settings.sessions_reconcile_seconds, self.log)),
             asyncio.create_task(every(self._renew_leases, self.leases.renew_interval, self.log)),
             asyncio.create_task(every(self._sweep, SWEEP_SECONDS, self.log)),
             asyncio.create_task(self._listen()),
@@ -98,6 +123,7 @@ class SessionManager:
             )
         await self.outbox.close()
         self.inbound.close()
+        self.receipts.close()
         if store_ids:
             with contextlib.suppress(Exception):
                 async with transaction(self.sessionmaker) as session:
@@ -115,44 +141,119 @@ class SessionManager:
         self.log.info("session manager stopped", released=len(store_ids))
 
     async def _listen(self) -> None:
-        """The API publishes a store id after changing its desired state: reconcile now, not at the next tick."""
+        """The API publishes a store's id after changing it: reconcile that store now. Anything else (`handover`,
+        `rebalance`) asks for a full reconcile."""
+        subscribed_before, failing = False, False
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(STORES_CHANGED_CHANNEL)
+                    if subscribed_before:  # notifications published while we were away are lost
+                        self._ask_full()
+                    subscribed_before, failing = True, False
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            self._wake.set()
+                            self._notified(message.get("data"))
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self.log.warning("store notifications lost; retrying", exc_info=True)
+            except Exception as exc:
+                # The traceback once per outage: this is retried every second meanwhile.
+                self.log.warning(
+                    "store notifications lost; retrying", error=str(exc)[:200], exc_info=not failing
+                )
+                failing = True
                 await asyncio.sleep(1)
 
-    async def _reconcile_soon(self) -> None:
-        await self.reconcile()
-        # Sleep until the next tick, or less when the API says something changed.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.settings.sessions_reconcile_seconds)
-        self._wake.clear()
+    def _notified(self, data: object) -> None:
+        try:
+            store_id = uuid.UUID(str(data))
+        except ValueError:
+            self._ask_full()
+            return
+        self._changed.add(store_id)
+        self._wake.set()
+
+    def _ask_full(self) -> None:
+        self._full_wanted = True
+        self._wake.set()
+
+    async def _reconcile_forever(self) -> None:
+        """A full reconcile at once, then every `sessions_full_reconcile_seconds` or when asked; the stores
+        named in notifications in between, as they come."""
+        next_full = 0.0
+        while True:
+            self._wake.clear()
+            now = time.monotonic()
+            full = self._full_wanted or now >= next_full
+            # Taken now: notifications that arrive during this reconcile are for the next round. A full
+            # reconcile covers the stores named so far.
+            changed, self._changed = (set() if full else self._changed), set()
+            self._full_wanted = False
+            if full:
+                next_full = now + self.settings.sessions_full_reconcile_seconds
+            try:
+                if full or changed:
+                    await self.reconcile(None if full else changed)
+            except Exception as exc:  # PostgreSQL away, say: the same again in a second
+                self.log.warning("reconcile failed; retrying", error=str(exc)[:200])
+                self._full_wanted |= full
+                self._changed |= changed
+                await asyncio.sleep(1)
+                continue
+            if not (self._full_wanted or self._changed):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_full - time.monotonic()))
+
+    async def _review(self) -> None:
+        """Every `sessions_reconcile_seconds`, without PostgreSQL: heartbeat; ask for a full reconcile when the
+        number of live managers changed (shares change), for a store-level one of known stores whose lease
+        nobody holds (their manager died) while we are below our share; restart zombie sessions."""
+        live = await heartbeat(
+            self.redis, MANAGERS_KEY, self.leases.token, ttl_seconds=self.settings.sessions_lease_ttl_seconds
+        )
+        if live != self._live_managers:
+            if self._live_managers:
+                self._ask_full()
+            self._live_managers = live
+        elif len(self.sessions) < await self._fair_share(len(self._wanted)):
+            unheld = [s for s in self._wanted if s not in self.sessions]
+            if unheld:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for store_id in unheld:
+                        pipe.exists(sessions_lease_key(store_id))
+                    leased = await pipe.execute()
+                orphans = [s for s, held in zip(unheld, leased, strict=True) if not held]
+                if orphans:
+                    self._changed.update(orphans)
+                    self._wake.set()
+        now = time.monotonic()
+        for session in list(self.sessions.values()):
+            if session.is_zombie(now):
+                session.revive()
 
     # --- reconcile -----------------------------------------------------------------------------------------
     async def _fair_share(self, wanted: int) -> int:
-        share = await fair_share(
-            self.redis,
-            MANAGERS_KEY,
-            self.leases.token,
-            wanted=wanted,
-            ttl_seconds=self.settings.sessions_lease_ttl_seconds,
+        live = await heartbeat(
+            self.redis, MANAGERS_KEY, self.leases.token, ttl_seconds=self.settings.sessions_lease_ttl_seconds
         )
-        return min(self.settings.sessions_max_stores, share)
+        return min(self.settings.sessions_max_stores, max(1, -(-wanted // live)))
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, store_ids: Collection[uuid.UUID] | None = None) -> None:
+        """Compare desired state with live connections, for every store (a full sweep) or for these only."""
         async with self._lock:
+            ids = None if store_ids is None else list(store_ids)
             async with transaction(self.sessionmaker) as session:
-                wanted = {store.id: store for store in await SessionsRepository(session).wanted_stores()}
+                found = await SessionsRepository(session).wanted_stores(ids)
+            wanted = {store.id: store for store in found}
+            if ids is None:
+                self._wanted = set(wanted)
+                in_scope = list(self.sessions)
+            else:
+                self._wanted.difference_update(ids)
+                self._wanted.update(wanted)
+                in_scope = [s for s in ids if s in self.sessions]
             # Stores we hold that nobody wants connected any more (unlinked, deleted, or handled elsewhere).
-            for store_id in [s for s in self.sessions if s not in wanted]:
+            for store_id in [s for s in in_scope if s not in wanted]:
                 await self._release(store_id, unlinked=True)
             handled = set()
             for store_id, store in wanted.items():
@@ -165,7 +266,9 @@ class SessionManager:
                     handled.add(store_id)
                 elif store.pairing_phone != held.pairing_phone:
                     await held.pairing_phone_changed(store.pairing_phone)
-            share = await self._fair_share(len(wanted))
+                elif held.is_zombie(time.monotonic()):
+                    held.revive()
+            share = await self._fair_share(len(self._wanted))
             await self._shed(len(self.sessions) - share)
             candidates = [s for s in wanted.values() if s.id not in self.sessions and s.id not in handled]
             random.shuffle(candidates)  # replicas starting together do not all race for the same stores first
@@ -184,6 +287,8 @@ class SessionManager:
                     await self._take(store)
 
             await asyncio.gather(*(take(store) for store in taking))
+            if ids is None:
+                self.full_reconciles += 1
 
     async def _shed(self, excess: int) -> None:
         """Hand stores beyond our fair share to the other managers (a new replica joined), a few at a time so
@@ -202,7 +307,7 @@ class SessionManager:
         if fresh is None:
             await self.leases.release(sessions_lease_key(store.id))
             return
-        session_ = StoreSession(self, fresh)
+        session_ = StoreSession(fresh, self._collaborators)
         self.sessions[store.id] = session_
         if fresh.desired_state == DesiredState.logged_out:
             await session_.logout("logged out on request")

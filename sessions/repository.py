@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Conversation, DesiredState, Direction, Message, MessageStatus, Store, StoreStatus
+from app.models import Conversation, DesiredState, Message, MessageStatus, Store, StoreStatus
 from sessions.drivers.base import InboundMessage
 
 # One round trip for a whole batch of inbound messages: their conversations are upserted (one row per chat,
@@ -82,6 +82,24 @@ RETURNING m.id
 
 # Outbound statuses only move forward: a late "delivered" receipt must not undo "read".
 OUTBOUND_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 4}
+
+# Receipts of many stores in one round trip (looked up by the unique (store, WhatsApp id) index). A receipt may
+# come before the send's outcome is committed, so `sending` rows move too (the outcome then finds the row no
+# longer `sending` and leaves it). The ranks in the CASE are OUTBOUND_RANK's.
+APPLY_RECEIPTS = text("""
+UPDATE messages m
+SET status = r.status, updated_at = now()
+FROM (
+    SELECT DISTINCT ON (store_id, wa_id) store_id, wa_id, status, rank
+    FROM unnest(
+        CAST(:store_ids AS uuid[]), CAST(:wa_ids AS text[]), CAST(:statuses AS text[]), CAST(:ranks AS int[])
+    ) AS u(store_id, wa_id, status, rank)
+    ORDER BY store_id, wa_id, rank DESC
+) r
+WHERE m.store_id = r.store_id AND m.wa_id = r.wa_id AND m.direction = 'out'
+  AND m.status IN ('sending', 'sent', 'delivered')
+  AND CASE m.status WHEN 'sending' THEN 1 WHEN 'sent' THEN 2 ELSE 3 END < r.rank
+""")
 
 
 @dataclass(frozen=True)
@@ -245,18 +263,18 @@ class SessionsRepository:
             .values(status=MessageStatus.pending.value, error=error)
         )
 
-    async def apply_receipt(self, store_id: uuid.UUID, wa_ids: list[str], kind: str) -> None:
-        rank = OUTBOUND_RANK.get(kind)
-        if rank is None:
+    async def apply_receipts(self, receipts: list[tuple[uuid.UUID, str, str]]) -> None:
+        """Apply (store id, WhatsApp id, kind) receipts of any stores in one statement; statuses only move
+        forward, and of several receipts for one message the furthest wins."""
+        known = [(store_id, wa_id, kind) for store_id, wa_id, kind in receipts if kind in OUTBOUND_RANK]
+        if not known:
             return
-        lower = [status for status, r in OUTBOUND_RANK.items() if r < rank and status not in ("pending",)]
         await self.session.execute(
-            update(Message)
-            .where(
-                Message.store_id == store_id,
-                Message.wa_id.in_(wa_ids),
-                Message.direction == Direction.outbound,
-                Message.status.in_(lower),
-            )
-            .values(status="read" if kind == "played" else kind)
+            APPLY_RECEIPTS,
+            {
+                "store_ids": [r[0] for r in known],
+                "wa_ids": [r[1] for r in known],
+                "statuses": ["read" if r[2] == "played" else r[2] for r in known],
+                "ranks": [OUTBOUND_RANK[r[2]] for r in known],
+            },
         )

@@ -155,13 +155,19 @@ class Leases:
             await self.redis.eval(RELEASE_SCRIPT, len(keys), *keys, self.token)
 
 
-async def fair_share(redis: Redis, registry_key: str, member: str, *, wanted: int, ttl_seconds: float) -> int:
-    """Heartbeat `member` into the registry of live processes and return its share of `wanted` items:
-    ceil(wanted / live processes). Processes silent for a lease's lifetime count as gone."""
+async def heartbeat(redis: Redis, registry_key: str, member: str, *, ttl_seconds: float) -> int:
+    """Heartbeat `member` into the registry of live processes; return how many are live. Processes silent for
+    a lease's lifetime count as gone."""
     now = time.time()
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zadd(registry_key, {member: now})
         pipe.zremrangebyscore(registry_key, "-inf", now - ttl_seconds)
         pipe.zcard(registry_key)
         *_, live = await pipe.execute()
-    return max(1, -(-wanted // max(1, int(live))))
+    return max(1, int(live))
+
+
+async def fair_share(redis: Redis, registry_key: str, member: str, *, wanted: int, ttl_seconds: float) -> int:
+    """Heartbeat `member` (see `heartbeat`) and return its share of `wanted` items: ceil(wanted / live)."""
+    live = await heartbeat(redis, registry_key, member, ttl_seconds=ttl_seconds)
+    return max(1, -(-wanted // live))

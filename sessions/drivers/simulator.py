@@ -5,7 +5,8 @@ It plays WhatsApp's servers and the phones; its state lives in Redis (keys in ap
 network where that matters to us: QR codes rotate (60 s, then 20 s, six in all, then the pairing times out),
 a device must be paired before it connects, customers' messages wait in a queue until the device acknowledges
 them (a crash before the acknowledgement means redelivery), sent messages get ids, timestamps and receipts,
-and faults (disconnect, logout from the phone, a failed send) can be injected. A store seen with two live
+and faults (disconnect, optionally followed by reconnects that crash; logout from the phone; a failed send)
+can be injected. A store seen with two live
 connections at once is recorded in `sim:conflicts`: tests assert it stays empty.
 
 One reader task per process serves every simulated connection with a single blocking XREADGROUP, so a
@@ -117,6 +118,9 @@ class SimulatorConnection(Connection):
         self.phone: str | None = None
         self.qr_code: str | None = None
         self.fail_next_send = False
+        self.crash_next_starts = (
+            0  # fault injection: starts that raise an unexpected error (not a DriverError)
+        )
         self._timer: asyncio.Task[None] | None = None
         # Entries are handled in arrival order, one at a time, by one task per connection.
         self._entries: asyncio.Queue[tuple[str, str, dict[str, str]]] = asyncio.Queue()
@@ -127,6 +131,9 @@ class SimulatorConnection(Connection):
     async def start(self, *, device_jid: str | None) -> None:
         if self.state is not _State.idle:
             return
+        if self.crash_next_starts > 0:
+            self.crash_next_starts -= 1
+            raise RuntimeError("start crashed (simulated fault)")
         if not await self.redis.set(
             sim_connection_key(self.store_id), self.token, nx=True, px=CONNECTION_TTL_MS
         ):
@@ -289,6 +296,7 @@ class SimulatorConnection(Connection):
         if kind == "scan":
             await self._on_scan(fields)
         elif kind == "disconnect" and self.state is not _State.idle:
+            self.crash_next_starts = int(fields.get("crash_starts") or 0)
             await self._close()
             await self._emit(Disconnected("connection lost (simulated fault)", retryable=True))
         elif kind == "logout" and self.device_jid is not None:

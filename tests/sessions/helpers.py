@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from app.config import Settings
-from app.contracts import create_store_streams, sim_device_key
+from app.contracts import STORES_CHANGED_CHANNEL, create_store_streams, sim_device_key
 from app.kit.db import AsyncSessionMaker, transaction
 from app.models import DesiredState, Message, Store, Tenant
 from sessions.drivers.simulator import SimulatorDriver
@@ -69,6 +69,7 @@ async def create_store(
         await redis.set(
             sim_device_key(device), json.dumps({"store_id": str(store_id), "phone": paired_phone})
         )
+    await redis.publish(STORES_CHANGED_CHANNEL, str(store_id))  # as the API does after a commit
     return store_id
 
 
@@ -113,9 +114,16 @@ async def wait_status(
 
 @asynccontextmanager
 async def running_manager(
-    settings: Settings, sessionmaker: AsyncSessionMaker, redis: Redis, redis_url: str
+    settings: Settings,
+    sessionmaker: AsyncSessionMaker,
+    redis: Redis,
+    redis_url: str,
+    *,
+    sim_redis_url: str | None = None,
 ) -> AsyncIterator[SessionManager]:
-    manager = SessionManager(settings, SimulatorDriver(settings, redis_url), sessionmaker, redis, redis_url)
+    """A manager on `redis` (`redis_url`); its simulated network on `sim_redis_url` (default: the same)."""
+    driver = SimulatorDriver(settings, sim_redis_url or redis_url)
+    manager = SessionManager(settings, driver, sessionmaker, redis, redis_url)
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop))
     try:

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from app.config import Settings
 from app.kit.db import AsyncSessionMaker
 from sessions.manager import SessionManager
-from tests.sessions.helpers import fast_settings, running_manager, wait_status
+from tests.sessions.helpers import fast_settings, running_manager, wait_for, wait_status
 from tests.streaming import sse_events
 
 
@@ -109,7 +109,9 @@ async def test_logout_through_the_api(
     store_id = (await sse_client.post("/v1/stores", json={"name": "Ferretería"})).json()["id"]
     await sse_client.post(f"/v1/stores/{store_id}/link")
     await wait_status(sessionmaker, store_id, "linking")
-    await sse_client.post(f"/v1/sim/stores/{store_id}/scan", json={})
+    # `linking` is written just before the QR code shows: a scan in between finds nothing to scan.
+    await wait_for(lambda: _shows_qr(sse_client, store_id), what="a QR code showing")
+    assert (await sse_client.post(f"/v1/sim/stores/{store_id}/scan", json={})).status_code == 202
     await wait_status(sessionmaker, store_id, "connected")
 
     assert (await sse_client.post(f"/v1/stores/{store_id}/logout")).status_code == 202
@@ -119,3 +121,7 @@ async def test_logout_through_the_api(
     # Linking again pairs a new device from scratch.
     await sse_client.post(f"/v1/stores/{store_id}/link")
     await wait_status(sessionmaker, store_id, "linking")
+
+
+async def _shows_qr(client: AsyncClient, store_id: str) -> bool:
+    return (await client.get(f"/v1/stores/{store_id}/qr")).status_code == 200
