@@ -79,6 +79,35 @@ class Settings(BaseSettings):
         description="Directory for embedded PostgreSQL/Redis data and the generated development secret.",
     )
 
+    # Accounts
+    access_token_ttl_seconds: int = Field(
+        900,
+        ge=30,
+        le=86400,
+        description="Lifetime of an access token (JWT) from sign-up or login. Short on purpose: a stolen "
+        "token works until it expires (or until its user logs out or changes the password).",
+    )
+    session_ttl_seconds: int = Field(
+        8 * 3600,
+        ge=60,
+        le=30 * 86400,
+        description="Lifetime of the web page's session cookie (a login with `cookie: true`).",
+    )
+    api_key_last_used_resolution_seconds: float = Field(
+        60,
+        ge=0,
+        description="An API key's `last_used_at` is written at most this often, not on every request.",
+    )
+    login_limit_per_ip: int = Field(
+        30, ge=1, description="Login attempts allowed from one client IP per window, then 429."
+    )
+    login_limit_per_account: int = Field(
+        10, ge=1, description="Login attempts allowed for one email per window, then 429."
+    )
+    login_limit_window_seconds: int = Field(
+        300, ge=1, description="The login rate limit's fixed window, in seconds."
+    )
+
     # Session manager
     sessions_max_stores: int = Field(
         500,

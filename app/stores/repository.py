@@ -27,9 +27,13 @@ class StoreRepository:
     async def get(self, store_id: uuid.UUID) -> Store | None:
         return await self.session.scalar(self._base().where(Store.id == store_id))
 
-    async def list_page(self, *, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[Store]:
+    async def list_page(
+        self, *, limit: int, after: tuple[datetime, uuid.UUID] | None, only_store: uuid.UUID | None = None
+    ) -> list[Store]:
         """Stores in creation order, keyset-paginated on (created_at, id): stable while stores are added."""
         statement = self._base().order_by(Store.created_at, Store.id).limit(limit)
+        if only_store is not None:  # a key limited to one store lists that one only
+            statement = statement.where(Store.id == only_store)
         if after is not None:
             statement = statement.where(tuple_(Store.created_at, Store.id) > tuple_(*after))
         return list(await self.session.scalars(statement))

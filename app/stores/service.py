@@ -163,11 +163,19 @@ class StoreService:
         return store
 
     async def list_page(
-        self, session: AsyncSession, *, tenant: Tenant, limit: int, cursor: str | None
+        self,
+        session: AsyncSession,
+        *,
+        tenant: Tenant,
+        limit: int,
+        cursor: str | None,
+        only_store: uuid.UUID | None = None,
     ) -> tuple[list[Store], str | None]:
         after = decode_cursor(cursor) if cursor is not None else None
         # One extra row tells whether there is a next page without a COUNT.
-        stores = await StoreRepository.for_tenant(session, tenant.id).list_page(limit=limit + 1, after=after)
+        stores = await StoreRepository.for_tenant(session, tenant.id).list_page(
+            limit=limit + 1, after=after, only_store=only_store
+        )
         if len(stores) <= limit:
             return stores, None
         page = stores[:limit]
