@@ -90,3 +90,13 @@ def read_token(secret_key: str, token: str, *, kind: TokenKind) -> TokenClaims |
         )
     except (JoseError, ValueError, TypeError, KeyError):
         return None
+
+
+def new_link_token(marker: str) -> str:
+    """A high-entropy token for a link (invite, onboarding): 256 random bits, url-safe."""
+    return f"{marker}_{secrets.token_urlsafe(32)}"
+
+
+def hash_link_token(secret_key: str, purpose: str, token: str) -> str:
+    """Keyed hash of a link token, stored and looked up instead of the token (deterministic, so indexable)."""
+    return hmac.new(derive_key(secret_key, purpose), token.encode(), hashlib.sha256).hexdigest()

@@ -23,7 +23,13 @@ from app.models import Store
 from tests.support import ClientMaker, create_api_key, insert_user, login, post_store, signup
 
 # Routes anyone may call (everything else must answer 401 without credentials).
-PUBLIC = {("POST", "/v1/auth/signup"), ("POST", "/v1/auth/login"), ("GET", "/healthz"), ("GET", "/readyz")}
+PUBLIC = {
+    ("POST", "/v1/auth/signup"),
+    ("POST", "/v1/auth/login"),
+    ("POST", "/v1/invites/accept"),  # its token is the credential
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+}
 # Routes about the caller itself, not about a tenant's objects: a stranger calling them acts on its own account.
 SELF = {("POST", "/v1/auth/logout"), ("POST", "/v1/auth/password"), ("GET", "/v1/users/me")}
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -37,6 +43,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/sim/stores/{store_id}/inbound"): {"from": "+5491100000000", "text": "hola"},
     ("POST", "/v1/sim/stores/{store_id}/fault"): {"kind": "disconnect"},
     ("POST", "/v1/api-keys"): {"name": "intrusa"},
+    ("POST", "/v1/invites"): {"email": "intrusa@example.com", "role": "admin"},
+    ("POST", "/v1/invites/accept"): {"token": "inv_guessed", "password": "12345678"},
     ("POST", "/v1/auth/signup"): {"email": "x@example.com", "password": "12345678", "business_name": "x"},
     ("POST", "/v1/auth/login"): {"email": "x@example.com", "password": "12345678"},
     ("POST", "/v1/auth/password"): {"current_password": "12345678", "new_password": "123456789"},
@@ -97,8 +105,9 @@ async def test_the_isolation_walk(
     await client.put(f"/v1/stores/{a1}/bot", json={"kind": "echo", "config": {}})
     a_key = await create_api_key(client, name="A full key")
     a2_key = await create_api_key(client, name="A2 only", store_id=a2)
-    values = {"store_id": a1, "api_key_id": a_key["id"]}
-    secrets_of_a = {a1, a_key["id"], a_key["prefix"], me["tenant"]["id"], me["email"]}
+    invite = (await client.post("/v1/invites", json={"email": "colega@example.com", "role": "admin"})).json()
+    values = {"store_id": a1, "api_key_id": a_key["id"], "invite_id": invite["id"]}
+    secrets_of_a = {a1, a_key["id"], a_key["prefix"], me["tenant"]["id"], me["email"], invite["id"]}
 
     viewer = make_client(
         await login(
@@ -139,7 +148,7 @@ async def test_the_isolation_walk(
         if "store_id" in route.params:
             assert status == 404, (where, status, text)
             assert_not_found(text, where)
-        elif route.path.startswith("/v1/api-keys"):
+        elif route.path.startswith(("/v1/api-keys", "/v1/invites")):  # users only
             assert status == 403, (where, status, text)
         else:
             assert a1 not in text and a_key["prefix"] not in text, (where, text)
@@ -157,3 +166,4 @@ async def test_the_isolation_walk(
         assert store is not None and store.desired_state == "unlinked" and store.name == "A1"
     keys = (await client.get("/v1/api-keys")).json()["items"]
     assert {k["id"] for k in keys} == {a_key["id"], a2_key["id"]}
+    assert [i["id"] for i in (await client.get("/v1/invites")).json()["items"]] == [invite["id"]]

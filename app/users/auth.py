@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.auth.dependencies import Authenticator
+from app.auth.scopes import Scope
+from app.auth.subject import AuthSubject
+
+MembersWrite = Annotated[
+    AuthSubject, Depends(Authenticator(required_scopes={Scope.members_write}, users_only=True))
+]
