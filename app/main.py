@@ -15,6 +15,8 @@ from app.health.endpoints import router as health_router
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
 from app.kit.redis import create_redis
+from app.onboarding.endpoints import links_router as onboarding_links_router
+from app.onboarding.endpoints import router as onboarding_router
 from app.orders.endpoints import router as orders_router
 from app.sim.endpoints import router as sim_router
 from app.state import AppState
@@ -60,6 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(stores_router)
     app.include_router(bots_router)
     app.include_router(orders_router)
+    app.include_router(onboarding_links_router)
+    app.include_router(onboarding_router)
     if settings.whatsapp_driver is WhatsAppDriver.simulator:
         # The simulator's controls would let anyone fake customers and phones: never on the real network.
         app.include_router(sim_router)

@@ -33,6 +33,9 @@ PUBLIC = {
 # Routes about the caller itself, not about a tenant's objects: a stranger calling them acts on its own account.
 SELF = {("POST", "/v1/auth/logout"), ("POST", "/v1/auth/password"), ("GET", "/v1/users/me")}
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Routes whose credential is a link token in the path: with a guessed one, everybody gets a 404.
+TOKEN_ROUTES = "/v1/onboarding/{token}"
+GUESSED_TOKEN = "onb_" + "g" * 43
 
 # A valid body for every route that takes one, so that a refusal is the auth's, not the validation's (422).
 BODIES: dict[tuple[str, str], Any] = {
@@ -44,6 +47,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/sim/stores/{store_id}/fault"): {"kind": "disconnect"},
     ("POST", "/v1/api-keys"): {"name": "intrusa"},
     ("POST", "/v1/invites"): {"email": "intrusa@example.com", "role": "admin"},
+    ("POST", "/v1/stores/{store_id}/onboarding-links"): {"expires_in": 3600},
+    ("POST", "/v1/onboarding/{token}/pairing-code"): {"phone": "+5491155550000"},
     ("POST", "/v1/invites/accept"): {"token": "inv_guessed", "password": "12345678"},
     ("POST", "/v1/auth/signup"): {"email": "x@example.com", "password": "12345678", "business_name": "x"},
     ("POST", "/v1/auth/login"): {"email": "x@example.com", "password": "12345678"},
@@ -106,8 +111,23 @@ async def test_the_isolation_walk(
     a_key = await create_api_key(client, name="A full key")
     a2_key = await create_api_key(client, name="A2 only", store_id=a2)
     invite = (await client.post("/v1/invites", json={"email": "colega@example.com", "role": "admin"})).json()
-    values = {"store_id": a1, "api_key_id": a_key["id"], "invite_id": invite["id"]}
-    secrets_of_a = {a1, a_key["id"], a_key["prefix"], me["tenant"]["id"], me["email"], invite["id"]}
+    link = (await client.post(f"/v1/stores/{a1}/onboarding-links", json={})).json()
+    values = {
+        "store_id": a1,
+        "api_key_id": a_key["id"],
+        "invite_id": invite["id"],
+        "link_id": link["id"],
+        "token": GUESSED_TOKEN,
+    }
+    secrets_of_a = {
+        a1,
+        a_key["id"],
+        a_key["prefix"],
+        me["tenant"]["id"],
+        me["email"],
+        invite["id"],
+        link["id"],
+    }
 
     viewer = make_client(
         await login(
@@ -124,6 +144,13 @@ async def test_the_isolation_walk(
         walked += 1
         where = f"{route.method} {route.path}"
         key = (route.method, route.path)
+
+        if route.path.startswith(TOKEN_ROUTES):
+            for caller in (nobody, stranger, limited, viewer, client):
+                status, text = await call(caller, route, values)
+                assert status == 404, (where, status, text)
+                assert_not_found(text, where)
+            continue
 
         status, text = await call(nobody, route, values)
         if key not in PUBLIC:
@@ -167,3 +194,5 @@ async def test_the_isolation_walk(
     keys = (await client.get("/v1/api-keys")).json()["items"]
     assert {k["id"] for k in keys} == {a_key["id"], a2_key["id"]}
     assert [i["id"] for i in (await client.get("/v1/invites")).json()["items"]] == [invite["id"]]
+    links = (await client.get(f"/v1/stores/{a1}/onboarding-links")).json()["items"]
+    assert [item["id"] for item in links] == [link["id"]]
