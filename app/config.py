@@ -108,6 +108,21 @@ class Settings(BaseSettings):
         300, ge=1, description="The login rate limit's fixed window, in seconds."
     )
 
+    # Sign-in with an OpenID Connect provider (Google, Microsoft, Keycloak...): on when issuer and client id are set.
+    oidc_issuer: str | None = Field(
+        None,
+        description="OIDC: the provider's issuer URL; its `/.well-known/openid-configuration` is read at sign-in.",
+    )
+    oidc_client_id: str | None = Field(
+        None, description="OIDC: this application's client id at the provider."
+    )
+    oidc_client_secret: str | None = Field(None, description="OIDC: the client secret (confidential client).")
+    oidc_redirect_url: str | None = Field(
+        None,
+        description="OIDC: the callback URL registered at the provider (default: this API's "
+        "`/v1/auth/oidc/callback` as the request reached it; set it behind a proxy).",
+    )
+
     # Session manager
     sessions_max_stores: int = Field(
         500,
@@ -182,6 +197,10 @@ class Settings(BaseSettings):
                     "characters (`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
                 )
         return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @property
     def is_production(self) -> bool:

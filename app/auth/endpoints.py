@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
 
+from app.auth import oidc
 from app.auth.csrf import CSRF_COOKIE, SESSION_COOKIE
 from app.auth.dependencies import Authenticator
 from app.auth.schemas import LoginRequest, PasswordChange, SignupRequest, TokenRead
@@ -115,3 +117,55 @@ def _set_session_cookie(response: Response, settings: Settings, session_token: I
         samesite="lax",
     )
     return session_token.csrf_token
+
+
+def _redirect_uri(request: Request, settings: Settings) -> str:
+    return settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
+
+
+@router.get(
+    "/oidc/login",
+    summary="Sign in with the OpenID Connect provider: redirects to it",
+    response_class=RedirectResponse,
+    status_code=status.HTTP_302_FOUND,
+    responses={404: {"description": "No provider is set up (MOSTRADOR_OIDC_*)"}},
+)
+async def oidc_login(request: Request, settings: SettingsDep) -> RedirectResponse:
+    url, state_cookie = await oidc.start(settings, _redirect_uri(request, settings))
+    response = RedirectResponse(url, status_code=status.HTTP_302_FOUND)
+    response.set_cookie(
+        oidc.STATE_COOKIE,
+        state_cookie,
+        max_age=oidc.STATE_TTL_SECONDS,
+        path="/v1/auth/oidc",
+        secure=settings.env is not Environment.development,
+        httponly=True,
+        samesite="lax",  # sent on the provider's top-level redirect back to us
+    )
+    return response
+
+
+@router.get(
+    "/oidc/callback",
+    name="oidc_callback",
+    summary="Where the provider sends the browser back: starts a cookie session",
+    responses={401: {"description": "The sign-in did not verify"}},
+)
+async def oidc_callback(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    code: Annotated[str, Query(max_length=2048)],
+    state: Annotated[str, Query(max_length=256)],
+) -> TokenRead:
+    identity = await oidc.finish(
+        settings,
+        _redirect_uri(request, settings),
+        code=code,
+        state=state,
+        cookie=request.cookies.get(oidc.STATE_COOKIE),
+    )
+    user, tenant = await auth_service.sign_in_oidc(session, email=identity.email, name=identity.name)
+    response.delete_cookie(oidc.STATE_COOKIE, path="/v1/auth/oidc")
+    return _answer(response, settings, user, tenant, with_cookie=True)

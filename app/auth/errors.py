@@ -87,3 +87,19 @@ class StoreLimited(AuthError):
 
     def __init__(self) -> None:
         super().__init__("this API key is limited to one store")
+
+
+class OidcNotConfigured(AuthError):
+    status_code = 404
+    code = "oidc_not_configured"
+
+    def __init__(self) -> None:
+        super().__init__("sign-in with an OpenID Connect provider is not set up (MOSTRADOR_OIDC_*)")
+
+
+class OidcFailed(AuthError):
+    status_code = 401
+    code = "oidc_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)

@@ -27,6 +27,9 @@ class IssuedToken:
     csrf_token: str | None = None
 
 
+NO_PASSWORD = "!oidc"
+
+
 class AuthService:
     async def signup(
         self, session: AsyncSession, settings: Settings, *, email: str, password: str, business_name: str
@@ -64,6 +67,28 @@ class AuthService:
         if not await verify_password(user.password_hash if user else None, password) or user is None:
             raise InvalidCredentials()
         return user
+
+    async def sign_in_oidc(
+        self, session: AsyncSession, *, email: str, name: str | None
+    ) -> tuple[User, Tenant]:
+        """The user with this (provider-verified) email; someone new gets a tenant of their own, as at sign-up."""
+        users = UserRepository.from_session(session)
+        user = await users.get_by_email(email)
+        if user is None:
+            tenant = await TenantRepository.from_session(session).create(name=(name or email)[:200])
+            try:
+                user = await users.create(
+                    tenant_id=tenant.id,
+                    email=email,
+                    # Not an argon2 hash: no password matches it, so this account signs in through the provider.
+                    password_hash=NO_PASSWORD,
+                    role=UserRole.owner.value,
+                    tokens_valid_after=datetime.now(UTC),
+                )
+            except IntegrityError as exc:
+                raise EmailTaken() from exc
+            return user, tenant
+        return user, await session.get_one(Tenant, user.tenant_id)
 
     def issue(self, settings: Settings, user: User, tenant: Tenant, *, kind: TokenKind) -> IssuedToken:
         assert settings.secret_key

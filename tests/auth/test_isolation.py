@@ -27,6 +27,8 @@ PUBLIC = {
     ("POST", "/v1/auth/signup"),
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/invites/accept"),  # its token is the credential
+    ("GET", "/v1/auth/oidc/login"),
+    ("GET", "/v1/auth/oidc/callback"),  # the state cookie and the provider's code are the credential
     ("GET", "/healthz"),
     ("GET", "/readyz"),
 }
