@@ -2,24 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from app.auth import oidc
 from app.auth.csrf import CSRF_COOKIE, SESSION_COOKIE
-from app.auth.dependencies import Authenticator
 from app.auth.schemas import LoginRequest, PasswordChange, SignupRequest, TokenRead
 from app.auth.service import IssuedToken
 from app.auth.service import auth as auth_service
-from app.auth.subject import AuthSubject
 from app.auth.tokens import TokenKind
 from app.config import Environment, Settings
 from app.dependencies import RedisDep, SessionDep, SettingsDep
 from app.models import Tenant, User
+from app.users.auth import CurrentUser
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
-CurrentUser = Annotated[AuthSubject, Depends(Authenticator(users_only=True))]
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Wrong email or password"}}
 
 
@@ -45,8 +43,9 @@ async def login(
     settings: SettingsDep,
 ) -> TokenRead:
     ip = request.client.host if request.client else "unknown"
-    user = await auth_service.login(session, redis, settings, ip=ip, email=body.email, password=body.password)
-    tenant = await session.get_one(Tenant, user.tenant_id)
+    user, tenant = await auth_service.login(
+        session, redis, settings, ip=ip, email=body.email, password=body.password
+    )
     return _answer(response, settings, user, tenant, with_cookie=body.cookie)
 
 

@@ -53,7 +53,7 @@ class AuthService:
 
     async def login(
         self, session: AsyncSession, redis: Redis, settings: Settings, *, ip: str, email: str, password: str
-    ) -> User:
+    ) -> tuple[User, Tenant]:
         await count_login_attempt(
             redis,
             ip=ip,
@@ -66,7 +66,7 @@ class AuthService:
         # An unknown email is checked against a dummy hash: the same answer after the same work.
         if not await verify_password(user.password_hash if user else None, password) or user is None:
             raise InvalidCredentials()
-        return user
+        return user, await TenantRepository.from_session(session).get(user.tenant_id)
 
     async def sign_in_oidc(
         self, session: AsyncSession, *, email: str, name: str | None
@@ -88,7 +88,7 @@ class AuthService:
             except IntegrityError as exc:
                 raise EmailTaken() from exc
             return user, tenant
-        return user, await session.get_one(Tenant, user.tenant_id)
+        return user, await TenantRepository.from_session(session).get(user.tenant_id)
 
     def issue(self, settings: Settings, user: User, tenant: Tenant, *, kind: TokenKind) -> IssuedToken:
         assert settings.secret_key

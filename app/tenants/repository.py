@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Tenant
@@ -12,6 +14,10 @@ class TenantRepository:
     @classmethod
     def from_session(cls, session: AsyncSession) -> TenantRepository:
         return cls(session)
+
+    async def get(self, tenant_id: uuid.UUID) -> Tenant:
+        """The tenant of a row that refers to it (a foreign key guarantees it exists)."""
+        return await self.session.get_one(Tenant, tenant_id)
 
     async def create(self, *, name: str) -> Tenant:
         tenant = Tenant(name=name)

@@ -4,13 +4,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from app.auth.endpoints import CurrentUser
 from app.auth.schemas import TokenRead
 from app.auth.service import auth as auth_service
 from app.auth.tokens import TokenKind
 from app.dependencies import SessionDep, SettingsDep
-from app.models import Tenant
-from app.users.auth import MembersWrite
+from app.users.auth import CurrentUser, MembersWrite
 from app.users.schemas import (
     InviteAccept,
     InviteCreate,
@@ -80,9 +78,8 @@ async def revoke_invite(invite_id: str, subject: MembersWrite, session: SessionD
 )
 async def accept_invite(body: InviteAccept, session: SessionDep, settings: SettingsDep) -> TokenRead:
     assert settings.secret_key
-    user = await user_service.accept_invite(
+    user, tenant = await user_service.accept_invite(
         session, settings.secret_key, token=body.token, password=body.password
     )
-    tenant = await session.get_one(Tenant, user.tenant_id)
     issued = auth_service.issue(settings, user, tenant, kind=TokenKind.access)
     return TokenRead(access_token=issued.token, expires_in=issued.ttl_seconds)

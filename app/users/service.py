@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.passwords import hash_password
 from app.auth.subject import AuthSubject
 from app.auth.tokens import hash_link_token, new_link_token
-from app.models import Invite, User
+from app.models import Invite, Tenant, User
+from app.tenants.repository import TenantRepository
 from app.users.errors import AlreadyMember, InviteNotFound
 from app.users.invites import InviteRepository
 from app.users.repository import UserRepository
@@ -50,14 +51,14 @@ class UserService:
 
     async def accept_invite(
         self, session: AsyncSession, secret_key: str, *, token: str, password: str
-    ) -> User:
+    ) -> tuple[User, Tenant]:
         invite = await InviteRepository.for_acceptance(session).take(
             hash_link_token(secret_key, _PURPOSE, token)
         )
         if invite is None:
             raise InviteNotFound()
         try:
-            return await UserRepository.from_session(session).create(
+            user = await UserRepository.from_session(session).create(
                 tenant_id=invite.tenant_id,
                 email=invite.email,
                 password_hash=await hash_password(password),
@@ -66,6 +67,7 @@ class UserService:
             )
         except IntegrityError as exc:  # the email signed up elsewhere since the invite was made
             raise AlreadyMember() from exc
+        return user, await TenantRepository.from_session(session).get(user.tenant_id)
 
 
 user = UserService()
