@@ -11,8 +11,10 @@ import hashlib
 import time
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from app.auth.errors import TooManyAttempts
+from app.kit.errors import ServiceUnavailable
 
 
 def login_attempts_key(kind: str, value: str, window: int) -> str:
@@ -27,11 +29,15 @@ async def count_login_attempt(
     now = time.time()
     window = int(now // window_seconds)
     keys = (login_attempts_key("ip", ip, window), login_attempts_key("account", email, window))
-    async with redis.pipeline(transaction=True) as pipe:
-        for key in keys:
-            pipe.incr(key)
-            pipe.expire(key, window_seconds + 1)
-        ip_count, _, account_count, _ = await pipe.execute()
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.incr(key)
+                pipe.expire(key, window_seconds + 1)
+            ip_count, _, account_count, _ = await pipe.execute()
+    except RedisError as exc:
+        # Without its counters the limit cannot hold: refuse logins (503) rather than allow unlimited guesses.
+        raise ServiceUnavailable("login is unavailable for a moment (rate limiter unreachable)") from exc
     if ip_count > per_ip or account_count > per_account:
         retry_after = max(1, int((window + 1) * window_seconds - now + 0.999))
         raise TooManyAttempts(retry_after)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.main import create_app
+from mostrador.embedded import free_port
 from tests.support import PASSWORD, new_email, signup
 
 WINDOW = 60
@@ -53,3 +54,17 @@ async def test_login_attempts_are_limited_per_ip(limited: AsyncClient, redis: Re
     ]
     assert statuses == [401] * 5 + [429]
     assert await redis.keys("ratelimit:login:ip:*")  # kept in Redis (shared by every API replica)
+
+
+async def test_without_redis_login_is_refused_not_unlimited(settings: Settings, engine: AsyncEngine) -> None:
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app = create_app(settings.model_copy(update={"redis_url": dead_redis}))
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        email = new_email()
+        await signup(http, email=email)  # sign-up needs no Redis
+        response = await http.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"
