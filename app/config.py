@@ -79,6 +79,50 @@ class Settings(BaseSettings):
         description="Directory for embedded PostgreSQL/Redis data and the generated development secret.",
     )
 
+    # Accounts
+    access_token_ttl_seconds: int = Field(
+        900,
+        ge=30,
+        le=86400,
+        description="Lifetime of an access token (JWT) from sign-up or login. Short on purpose: a stolen "
+        "token works until it expires (or until its user logs out or changes the password).",
+    )
+    session_ttl_seconds: int = Field(
+        8 * 3600,
+        ge=60,
+        le=30 * 86400,
+        description="Lifetime of the web page's session cookie (a login with `cookie: true`).",
+    )
+    api_key_last_used_resolution_seconds: float = Field(
+        60,
+        ge=0,
+        description="An API key's `last_used_at` is written at most this often, not on every request.",
+    )
+    login_limit_per_ip: int = Field(
+        30, ge=1, description="Login attempts allowed from one client IP per window, then 429."
+    )
+    login_limit_per_account: int = Field(
+        10, ge=1, description="Login attempts allowed for one email per window, then 429."
+    )
+    login_limit_window_seconds: int = Field(
+        300, ge=1, description="The login rate limit's fixed window, in seconds."
+    )
+
+    # Sign-in with an OpenID Connect provider (Google, Microsoft, Keycloak...): on when issuer and client id are set.
+    oidc_issuer: str | None = Field(
+        None,
+        description="OIDC: the provider's issuer URL; its `/.well-known/openid-configuration` is read at sign-in.",
+    )
+    oidc_client_id: str | None = Field(
+        None, description="OIDC: this application's client id at the provider."
+    )
+    oidc_client_secret: str | None = Field(None, description="OIDC: the client secret (confidential client).")
+    oidc_redirect_url: str | None = Field(
+        None,
+        description="OIDC: the callback URL registered at the provider (default: this API's "
+        "`/v1/auth/oidc/callback` as the request reached it; set it behind a proxy).",
+    )
+
     # Session manager
     sessions_max_stores: int = Field(
         500,
@@ -163,6 +207,10 @@ class Settings(BaseSettings):
                     "characters (`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
                 )
         return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @property
     def is_production(self) -> bool:

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.kit import unit_of_work
 from app.kit.errors import CommitFailed
 from app.state import AppState
@@ -45,6 +46,10 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
             raise
 
 
+def get_settings_dep(state: StateDep) -> Settings:
+    return state.settings
+
+
 def get_redis(state: StateDep) -> Redis:
     return state.redis
 
@@ -54,5 +59,6 @@ def get_sim_redis(state: StateDep) -> Redis:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 SimRedisDep = Annotated[Redis, Depends(get_sim_redis)]

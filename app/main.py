@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api_keys.endpoints import router as api_keys_router
+from app.auth.endpoints import router as auth_router
 from app.bots.endpoints import router as bots_router
 from app.config import Settings, WhatsAppDriver
 from app.conversations.endpoints import router as conversations_router
@@ -14,14 +16,18 @@ from app.health.endpoints import router as health_router
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
 from app.kit.redis import create_redis
+from app.onboarding.endpoints import links_router as onboarding_links_router
+from app.onboarding.endpoints import router as onboarding_router
 from app.orders.endpoints import router as orders_router
 from app.sim.endpoints import router as sim_router
 from app.state import AppState
 from app.stores.endpoints import router as stores_router
+from app.users.endpoints import router as users_router
 
 
 def create_app(settings: Settings) -> FastAPI:
     database_url, redis_url = settings.require_urls()
+    settings = settings.with_dev_secret()  # tokens and key hashes need a secret, even on a laptop
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,10 +57,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    app.include_router(api_keys_router)
     app.include_router(stores_router)
     app.include_router(bots_router)
     app.include_router(conversations_router)
     app.include_router(orders_router)
+    app.include_router(onboarding_links_router)
+    app.include_router(onboarding_router)
     if settings.whatsapp_driver is WhatsAppDriver.simulator:
         # The simulator's controls would let anyone fake customers and phones: never on the real network.
         app.include_router(sim_router)

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -31,7 +32,7 @@ from app.main import create_app
 from app.models import Base
 from mostrador.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.streaming import StreamingASGITransport
-from tests.support import admin_execute
+from tests.support import ClientMaker, admin_execute, bearer, insert_user, login, signup
 
 _embedded: list[EmbeddedPostgres | EmbeddedRedis] = []
 
@@ -133,20 +134,51 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def client(settings: Settings, engine: AsyncEngine, redis: Redis) -> AsyncIterator[AsyncClient]:
+async def app(settings: Settings, engine: AsyncEngine, redis: Redis) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
-    ):
-        yield http
+    async with app.router.lifespan_context(app):
+        yield app
 
 
 @pytest.fixture
-async def sse_client(settings: Settings, engine: AsyncEngine, redis: Redis) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=StreamingASGITransport(app), base_url="http://test") as http,
-    ):
-        yield http
+async def make_client(app: FastAPI) -> AsyncIterator[ClientMaker]:
+    """Clients of the test app, each with its own credential (a bearer token or API key, or none)."""
+    clients: list[AsyncClient] = []
+
+    def make(credential: str | None = None, *, streaming: bool = False) -> AsyncClient:
+        transport = StreamingASGITransport(app) if streaming else ASGITransport(app=app)
+        http = AsyncClient(transport=transport, base_url="http://test", headers=bearer(credential))
+        clients.append(http)
+        return http
+
+    yield make
+    for http in clients:
+        await http.aclose()
+
+
+@pytest.fixture
+async def client(make_client: ClientMaker) -> AsyncClient:
+    """Authenticated as the owner of a freshly signed-up tenant."""
+    return make_client(await signup(make_client()))
+
+
+@pytest.fixture
+async def sse_client(make_client: ClientMaker) -> AsyncClient:
+    """Like `client`, reading responses as they stream (server-sent events)."""
+    return make_client(await signup(make_client()), streaming=True)
+
+
+@pytest.fixture
+async def other_client(make_client: ClientMaker) -> AsyncClient:
+    """The owner of a second tenant: must never see the first one's data."""
+    return make_client(await signup(make_client(), business_name="Otro Negocio"))
+
+
+@pytest.fixture
+async def viewer_client(
+    client: AsyncClient, make_client: ClientMaker, sessionmaker: AsyncSessionMaker
+) -> AsyncClient:
+    """A viewer (read-only) of `client`'s tenant."""
+    tenant_id = (await client.get("/v1/users/me")).json()["tenant"]["id"]
+    email = await insert_user(sessionmaker, tenant_id=tenant_id, role="viewer")
+    return make_client(await login(make_client(), email))

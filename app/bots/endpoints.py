@@ -4,10 +4,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.auth.dependencies import CurrentTenant
 from app.bots.schemas import BotRead, BotUpdate
 from app.bots.service import bot as bot_service
 from app.dependencies import SessionDep
+from app.stores.auth import StoresRead, StoresWrite
 
 router = APIRouter(prefix="/v1/stores", tags=["bots"])
 
@@ -15,8 +15,8 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such sto
 
 
 @router.get("/{store_id}/bot", summary="The store's bot and its configuration", responses=_NOT_FOUND)
-async def get_bot(store_id: str, tenant: CurrentTenant, session: SessionDep) -> BotRead:
-    return await bot_service.get(session, tenant=tenant, store_id=store_id)
+async def get_bot(store_id: str, auth: StoresRead, session: SessionDep) -> BotRead:
+    return await bot_service.get(session, tenant=auth.tenant, store_id=store_id)
 
 
 @router.put(
@@ -26,7 +26,7 @@ async def get_bot(store_id: str, tenant: CurrentTenant, session: SessionDep) -> 
     "like `body.config.services.0.duration_minutes`.",
     responses=_NOT_FOUND,
 )
-async def put_bot(store_id: str, body: BotUpdate, tenant: CurrentTenant, session: SessionDep) -> BotRead:
+async def put_bot(store_id: str, body: BotUpdate, auth: StoresWrite, session: SessionDep) -> BotRead:
     return await bot_service.update(
-        session, tenant=tenant, store_id=store_id, kind=body.kind, config=body.config
+        session, tenant=auth.tenant, store_id=store_id, kind=body.kind, config=body.config
     )

@@ -4,10 +4,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.auth.dependencies import CurrentTenant
 from app.conversations.schemas import ConversationRead, ConversationUpdate
 from app.conversations.service import conversation as conversation_service
 from app.dependencies import SessionDep
+from app.stores.auth import StoresWrite
 
 router = APIRouter(prefix="/v1/stores", tags=["conversations"])
 
@@ -25,9 +25,13 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     responses=_NOT_FOUND,
 )
 async def update_conversation(
-    store_id: str, conversation_id: str, body: ConversationUpdate, tenant: CurrentTenant, session: SessionDep
+    store_id: str, conversation_id: str, body: ConversationUpdate, auth: StoresWrite, session: SessionDep
 ) -> ConversationRead:
     updated = await conversation_service.set_bot_paused(
-        session, tenant=tenant, store_id=store_id, conversation_id=conversation_id, paused=body.bot_paused
+        session,
+        tenant=auth.tenant,
+        store_id=store_id,
+        conversation_id=conversation_id,
+        paused=body.bot_paused,
     )
     return ConversationRead.model_validate(updated)

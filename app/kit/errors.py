@@ -19,6 +19,7 @@ class MostradorError(Exception):
 
     status_code: int = 400
     code: str = "bad_request"
+    headers: dict[str, str] | None = None  # e.g. WWW-Authenticate on a 401, Retry-After on a 429
 
     def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -64,7 +65,9 @@ def _code_for(status: int) -> str:
 
 async def _mostrador_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MostradorError)
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status_code)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=exc.headers
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,9 +3,10 @@
 from app.models.base import Base
 from app.models.booking import Booking, BookingStatus
 from app.models.message import Conversation, Direction, Message, MessageStatus
+from app.models.onboarding import OnboardingLink
 from app.models.order import Order, OrderCounter
 from app.models.store import DesiredState, Store, StoreStatus
-from app.models.tenant import ApiKey, Tenant, User, UserRole
+from app.models.tenant import ApiKey, Invite, Tenant, User, UserRole
 from app.models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
@@ -16,8 +17,10 @@ __all__ = [
     "Conversation",
     "DesiredState",
     "Direction",
+    "Invite",
     "Message",
     "MessageStatus",
+    "OnboardingLink",
     "Order",
     "OrderCounter",
     "Store",

@@ -4,10 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.auth.dependencies import CurrentTenant
 from app.dependencies import SessionDep
 from app.orders.schemas import BookingPage, OrderPage
 from app.orders.service import order as order_service
+from app.stores.auth import StoresRead
 
 router = APIRouter(prefix="/v1/stores")
 
@@ -20,10 +20,10 @@ Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous 
     "/{store_id}/orders", tags=["orders"], summary="The store's orders, newest first", responses=_NOT_FOUND
 )
 async def list_orders(
-    store_id: str, tenant: CurrentTenant, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+    store_id: str, auth: StoresRead, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> OrderPage:
     return await order_service.list_orders(
-        session, tenant=tenant, store_id=store_id, limit=limit, cursor=cursor
+        session, tenant=auth.tenant, store_id=store_id, limit=limit, cursor=cursor
     )
 
 
@@ -34,8 +34,8 @@ async def list_orders(
     responses=_NOT_FOUND,
 )
 async def list_bookings(
-    store_id: str, tenant: CurrentTenant, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+    store_id: str, auth: StoresRead, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> BookingPage:
     return await order_service.list_upcoming_bookings(
-        session, tenant=tenant, store_id=store_id, limit=limit, cursor=cursor
+        session, tenant=auth.tenant, store_id=store_id, limit=limit, cursor=cursor
     )

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from app.auth.dependencies import CurrentTenant
 from app.dependencies import SessionDep, SimRedisDep
 from app.sim.schemas import (
     ChatJid,
@@ -19,6 +18,7 @@ from app.sim.schemas import (
     ScanRequest,
 )
 from app.sim.service import sim as sim_service
+from app.stores.auth import MessagesRead, MessagesSend, StoresWrite
 
 router = APIRouter(prefix="/v1/sim/stores/{store_id}", tags=["simulator"])
 
@@ -33,13 +33,13 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such sto
 )
 async def scan(
     store_id: str,
-    tenant: CurrentTenant,
+    auth: StoresWrite,
     session: SessionDep,
     redis: SimRedisDep,
     body: ScanRequest | None = None,
 ) -> ScanAccepted:
     phone = await sim_service.scan(
-        session, redis, tenant=tenant, store_id=store_id, phone=body.phone if body else None
+        session, redis, tenant=auth.tenant, store_id=store_id, phone=body.phone if body else None
     )
     return ScanAccepted(phone=phone)
 
@@ -51,12 +51,12 @@ async def scan(
     responses=_NOT_FOUND,
 )
 async def inbound(
-    store_id: str, body: InboundRequest, tenant: CurrentTenant, session: SessionDep, redis: SimRedisDep
+    store_id: str, body: InboundRequest, auth: MessagesSend, session: SessionDep, redis: SimRedisDep
 ) -> InboundAccepted:
     message_id = await sim_service.inbound(
         session,
         redis,
-        tenant=tenant,
+        tenant=auth.tenant,
         store_id=store_id,
         sender=body.from_,
         text=body.text,
@@ -69,12 +69,12 @@ async def inbound(
 @router.get("/outbound", summary="What the store sent, oldest first", responses=_NOT_FOUND)
 async def outbound(
     store_id: str,
-    tenant: CurrentTenant,
+    auth: MessagesRead,
     session: SessionDep,
     redis: SimRedisDep,
     chat: Annotated[ChatJid | None, Query(description="Only this chat: a phone number or a JID.")] = None,
 ) -> OutboundPage:
-    items = await sim_service.outbound(session, redis, tenant=tenant, store_id=store_id, chat_jid=chat)
+    items = await sim_service.outbound(session, redis, tenant=auth.tenant, store_id=store_id, chat_jid=chat)
     return OutboundPage(items=items)
 
 
@@ -85,7 +85,7 @@ async def outbound(
     responses=_NOT_FOUND,
 )
 async def fault(
-    store_id: str, body: FaultRequest, tenant: CurrentTenant, session: SessionDep, redis: SimRedisDep
+    store_id: str, body: FaultRequest, auth: StoresWrite, session: SessionDep, redis: SimRedisDep
 ) -> FaultAccepted:
-    await sim_service.fault(session, redis, tenant=tenant, store_id=store_id, kind=body.kind)
+    await sim_service.fault(session, redis, tenant=auth.tenant, store_id=store_id, kind=body.kind)
     return FaultAccepted(kind=body.kind)

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.auth.dependencies import CurrentTenant
 from app.dependencies import RedisDep, SessionDep
+from app.stores.auth import StoresCreate, StoresRead, StoresWrite
 from app.stores.schemas import (
     PairingCodeRead,
     PairingCodeRequest,
@@ -30,25 +30,27 @@ _QR_MEDIA_TYPES = {QrFormat.svg: "image/svg+xml", QrFormat.png: "image/png"}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a store")
-async def create_store(body: StoreCreate, tenant: CurrentTenant, session: SessionDep) -> StoreRead:
-    store = await store_service.create(session, tenant=tenant, name=body.name)
+async def create_store(body: StoreCreate, auth: StoresCreate, session: SessionDep) -> StoreRead:
+    store = await store_service.create(session, tenant=auth.tenant, name=body.name)
     return StoreRead.model_validate(store)
 
 
 @router.get("", summary="List the tenant's stores, in creation order")
 async def list_stores(
-    tenant: CurrentTenant,
+    auth: StoresRead,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> StorePage:
-    stores, next_cursor = await store_service.list_page(session, tenant=tenant, limit=limit, cursor=cursor)
+    stores, next_cursor = await store_service.list_page(
+        session, tenant=auth.tenant, limit=limit, cursor=cursor, only_store=auth.store_id
+    )
     return StorePage(items=[StoreRead.model_validate(s) for s in stores], next_cursor=next_cursor)
 
 
 @router.get("/{store_id}", summary="Get a store", responses=_NOT_FOUND)
-async def get_store(store_id: str, tenant: CurrentTenant, session: SessionDep) -> StoreRead:
-    store = await store_service.get(session, tenant=tenant, store_id=store_id)
+async def get_store(store_id: str, auth: StoresRead, session: SessionDep) -> StoreRead:
+    store = await store_service.get(session, tenant=auth.tenant, store_id=store_id)
     return StoreRead.model_validate(store)
 
 
@@ -59,11 +61,9 @@ async def get_store(store_id: str, tenant: CurrentTenant, session: SessionDep) -
     "group or field is a 422 naming it.",
     responses=_NOT_FOUND,
 )
-async def update_store(
-    store_id: str, body: StoreUpdate, tenant: CurrentTenant, session: SessionDep
-) -> StoreRead:
+async def update_store(store_id: str, body: StoreUpdate, auth: StoresWrite, session: SessionDep) -> StoreRead:
     store = await store_service.update_settings(
-        session, tenant=tenant, store_id=store_id, settings=body.settings
+        session, tenant=auth.tenant, store_id=store_id, settings=body.settings
     )
     return StoreRead.model_validate(store)
 
@@ -75,8 +75,8 @@ async def update_store(
     description="The session manager starts pairing; follow `GET /events` (or poll `GET /qr`) for the QR code.",
     responses=_NOT_FOUND,
 )
-async def link_store(store_id: str, tenant: CurrentTenant, session: SessionDep, redis: RedisDep) -> StoreRead:
-    store = await store_service.link(session, redis, tenant=tenant, store_id=store_id)
+async def link_store(store_id: str, auth: StoresWrite, session: SessionDep, redis: RedisDep) -> StoreRead:
+    store = await store_service.link(session, redis, tenant=auth.tenant, store_id=store_id)
     return StoreRead.model_validate(store)
 
 
@@ -91,12 +91,12 @@ async def link_store(store_id: str, tenant: CurrentTenant, session: SessionDep, 
 )
 async def get_qr(
     store_id: str,
-    tenant: CurrentTenant,
+    auth: StoresRead,
     session: SessionDep,
     redis: RedisDep,
     qr_format: Annotated[QrFormat, Query(alias="format")] = QrFormat.json,
 ) -> Response:
-    qr = await store_service.get_qr(session, redis, tenant=tenant, store_id=store_id)
+    qr = await store_service.get_qr(session, redis, tenant=auth.tenant, store_id=store_id)
     # Codes rotate every 20-60 s: nothing may cache them.
     headers = {"Cache-Control": "no-store"}
     if qr_format is QrFormat.json:
@@ -114,9 +114,9 @@ async def get_qr(
     responses={200: {"content": {"text/event-stream": {}}}, **_NOT_FOUND},
 )
 async def store_events(
-    store_id: str, tenant: CurrentTenant, session: SessionDep, redis: RedisDep
+    store_id: str, auth: StoresRead, session: SessionDep, redis: RedisDep
 ) -> EventSourceResponse:
-    stream = await store_service.open_events(session, redis, tenant=tenant, store_id=store_id)
+    stream = await store_service.open_events(session, redis, tenant=auth.tenant, store_id=store_id)
     return EventSourceResponse(_sse(stream), ping=EVENTS_PING_SECONDS)
 
 
@@ -140,10 +140,10 @@ async def _sse(stream: StoreEventStream) -> AsyncIterator[ServerSentEvent]:
     },
 )
 async def request_pairing_code(
-    store_id: str, body: PairingCodeRequest, tenant: CurrentTenant, session: SessionDep, redis: RedisDep
+    store_id: str, body: PairingCodeRequest, auth: StoresWrite, session: SessionDep, redis: RedisDep
 ) -> PairingCodeRead:
     return await store_service.request_pairing_code(
-        session, redis, tenant=tenant, store_id=store_id, phone=body.phone
+        session, redis, tenant=auth.tenant, store_id=store_id, phone=body.phone
     )
 
 
@@ -153,8 +153,6 @@ async def request_pairing_code(
     summary="Log the store's WhatsApp device out and keep it unlinked",
     responses=_NOT_FOUND,
 )
-async def logout_store(
-    store_id: str, tenant: CurrentTenant, session: SessionDep, redis: RedisDep
-) -> StoreRead:
-    store = await store_service.logout(session, redis, tenant=tenant, store_id=store_id)
+async def logout_store(store_id: str, auth: StoresWrite, session: SessionDep, redis: RedisDep) -> StoreRead:
+    store = await store_service.logout(session, redis, tenant=auth.tenant, store_id=store_id)
     return StoreRead.model_validate(store)

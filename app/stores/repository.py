@@ -22,8 +22,13 @@ class StoreRepository(TenantScopedRepository[Store]):
     async def get(self, store_id: uuid.UUID) -> Store | None:
         return await self.get_one_or_none(self.get_readable_statement().where(Store.id == store_id))
 
-    async def list_page(self, *, limit: int, cursor: str | None) -> tuple[Sequence[Store], str | None]:
-        statement = STORE_ORDER.apply(self.get_readable_statement(), limit=limit, cursor=cursor)
+    async def list_page(
+        self, *, limit: int, cursor: str | None, only_store: uuid.UUID | None = None
+    ) -> tuple[Sequence[Store], str | None]:
+        statement = self.get_readable_statement()
+        if only_store is not None:  # a key limited to one store lists that one only
+            statement = statement.where(Store.id == only_store)
+        statement = STORE_ORDER.apply(statement, limit=limit, cursor=cursor)
         return STORE_ORDER.page(
             await self.get_all(statement), limit=limit, key=lambda s: (s.created_at, s.id)
         )

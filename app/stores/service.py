@@ -141,9 +141,17 @@ class StoreService:
         return await StoreRepository.for_tenant(session, tenant.id).create_store(name=name)
 
     async def list_page(
-        self, session: AsyncSession, *, tenant: Tenant, limit: int, cursor: str | None
+        self,
+        session: AsyncSession,
+        *,
+        tenant: Tenant,
+        limit: int,
+        cursor: str | None,
+        only_store: uuid.UUID | None = None,
     ) -> tuple[Sequence[Store], str | None]:
-        return await StoreRepository.for_tenant(session, tenant.id).list_page(limit=limit, cursor=cursor)
+        return await StoreRepository.for_tenant(session, tenant.id).list_page(
+            limit=limit, cursor=cursor, only_store=only_store
+        )
 
     async def get(self, session: AsyncSession, *, tenant: Tenant, store_id: str) -> Store:
         store = await StoreRepository.for_tenant(session, tenant.id).get(_parse_store_id(store_id))

@@ -127,14 +127,17 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) ->
 
 def _pair_a_store(base: str) -> None:
     """The all-in-one runs the session manager too: a store pairs through the simulator."""
-    store = httpx.post(f"{base}/v1/stores", json={"name": "Demo"}).json()
-    assert httpx.post(f"{base}/v1/stores/{store['id']}/link").status_code == 202
+    signup = {"email": "demo@example.com", "password": "a demo passphrase", "business_name": "Demo"}
+    token = httpx.post(f"{base}/v1/auth/signup", json=signup).json()["access_token"]
+    http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+    store = http.post("/v1/stores", json={"name": "Demo"}).json()
+    assert http.post(f"/v1/stores/{store['id']}/link").status_code == 202
     deadline = time.monotonic() + 30
-    while httpx.get(f"{base}/v1/stores/{store['id']}/qr").status_code != 200:
+    while http.get(f"/v1/stores/{store['id']}/qr").status_code != 200:
         assert time.monotonic() < deadline, "no QR code from the session manager"
         time.sleep(0.1)
-    assert httpx.post(f"{base}/v1/sim/stores/{store['id']}/scan", json={}).status_code == 202
-    while httpx.get(f"{base}/v1/stores/{store['id']}").json()["status"] != "connected":
+    assert http.post(f"/v1/sim/stores/{store['id']}/scan", json={}).status_code == 202
+    while http.get(f"/v1/stores/{store['id']}").json()["status"] != "connected":
         assert time.monotonic() < deadline, "the store did not connect"
         time.sleep(0.1)
 
@@ -182,11 +185,11 @@ def test_mostrador_run_starts_on_embedded_servers_and_stops_cleanly(data_dir: Pa
     url = postgres.start()
     try:
         [tenants, version] = execute(
-            url, "SELECT name FROM tenants WHERE name <> 'default'", "SELECT version_num FROM alembic_version"
+            url, "SELECT name FROM tenants ORDER BY created_at", "SELECT version_num FROM alembic_version"
         )
     finally:
         postgres.stop()
-    assert tenants == [("Clínica Norte",)]
+    assert tenants == [("Demo",), ("Clínica Norte",)]  # the one signed up in the first run, and ours
     assert len(version) == 1
     assert (data_dir / "secret_key").read_text() == secret
     print(json.dumps({"mostrador_run_ready_seconds": {"first": round(first, 2), "second": round(second, 2)}}))

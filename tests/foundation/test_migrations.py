@@ -52,3 +52,31 @@ def test_whatsmeow_tables_are_left_alone(scratch_database_url: str) -> None:
     command.check(alembic_config(scratch_database_url))  # no "drop table whatsmeow_device" proposed
     downgrade(scratch_database_url, "base")
     assert "whatsmeow_device" in _tables(scratch_database_url)
+
+
+def test_accounts_migration_keeps_the_placeholder_tenants_rows(scratch_database_url: str) -> None:
+    """0006: the old "default" tenant stays, an ordinary tenant with its stores; `member` becomes `viewer`."""
+    url = scratch_database_url
+    upgrade(url, "0004")
+    execute(
+        url,
+        "INSERT INTO tenants (id, name) VALUES ('00000000-0000-0000-0000-00000000000d', 'default')",
+        "INSERT INTO stores (id, tenant_id, name, desired_state, status, bot_kind, bot_config, settings) VALUES "
+        "('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-00000000000d', 'Kiosco', 'linked', "
+        "'connected', 'echo', '{}', '{}')",
+        "INSERT INTO users (id, tenant_id, email, password_hash, role) VALUES (gen_random_uuid(), "
+        "'00000000-0000-0000-0000-00000000000d', 'old@example.com', 'x', 'member')",
+    )
+    upgrade(url)
+    [tenants, stores, users] = execute(
+        url,
+        "SELECT name FROM tenants",
+        "SELECT name, status FROM stores WHERE tenant_id = '00000000-0000-0000-0000-00000000000d'",
+        "SELECT role FROM users",
+    )
+    assert tenants == [("default",)]
+    assert stores == [("Kiosco", "connected")]
+    assert users == [("viewer",)]
+    downgrade(url, "0004")
+    [users] = execute(url, "SELECT role FROM users")
+    assert users == [("member",)]

@@ -15,7 +15,7 @@ from app.config import Settings, WhatsAppDriver
 from app.contracts import sim_control_stream, sim_inbound_stream, sim_outbound_stream, sim_pairing_key
 from app.kit.db import AsyncSessionMaker
 from app.main import create_app
-from tests.support import insert_other_tenant_store, post_store
+from tests.support import bearer, insert_other_tenant_store, post_store, signup
 
 PAIRING = json.dumps({"code": "2@current-code,xyz", "expires_at": "2030-01-01T00:00:00+00:00"})
 
@@ -209,6 +209,7 @@ async def test_sim_endpoints_exist_only_with_the_simulator_driver(
         app.router.lifespan_context(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http,
     ):
+        http.headers.update(bearer(await signup(http)))
         store = await http.post("/v1/stores", json={"name": "Real"})
         assert store.status_code == 201  # the stores routes are there
         store_id = store.json()["id"]

@@ -11,7 +11,7 @@ import pytest
 from httpx import AsyncClient
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 import app.stores.endpoints as store_endpoints_module
 import app.stores.service as store_service_module
@@ -27,7 +27,7 @@ from app.contracts import (
     store_qr_key,
 )
 from app.kit.db import AsyncSessionMaker
-from app.models import Store, Tenant
+from app.models import Store
 from tests.streaming import sse_events
 from tests.support import insert_other_tenant_store
 
@@ -232,17 +232,6 @@ async def test_unknown_malformed_and_other_tenants_stores_are_the_same_404(
     # and nothing was changed on the other tenant's store
     other_row = await load_store(sessionmaker, other)
     assert (other_row.desired_state, other_row.settings) == ("unlinked", {})
-
-
-async def test_the_default_tenant_is_created_once_under_concurrent_first_requests(
-    client: AsyncClient, sessionmaker: AsyncSessionMaker
-) -> None:
-    responses = await asyncio.gather(*(client.get("/v1/stores") for _ in range(8)))
-    assert all(r.status_code == 200 for r in responses)
-    await create_store(client)
-    async with sessionmaker() as session:
-        count = await session.scalar(select(func.count()).select_from(Tenant).where(Tenant.name == "default"))
-    assert count == 1
 
 
 # --- settings --------------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Tenants: the accounts (a business) that own stores, users and keys."""
