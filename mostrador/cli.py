@@ -31,20 +31,22 @@ class _Options:
 _options = _Options()
 
 
-@app.callback()
-def _global_options(
-    debug: Annotated[
-        bool,
-        typer.Option(
-            "--debug",
-            help="Log at DEBUG level and show a traceback when the start fails (as does "
-            "MOSTRADOR_LOG_LEVEL=DEBUG).",
-        ),
-    ] = False,
-) -> None:
+_DEBUG_HELP = (
+    "Log at DEBUG level and show a traceback when the start fails (as does MOSTRADOR_LOG_LEVEL=DEBUG)."
+)
+
+
+def _set_debug(debug: bool) -> None:
     if debug:
         _options.debug = True
         os.environ["MOSTRADOR_LOG_LEVEL"] = LogLevel.debug.value  # for this process and its children
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help=_DEBUG_HELP)] = False,
+) -> None:
+    _set_debug(debug)
 
 
 def _settings() -> Settings:
@@ -104,12 +106,18 @@ def run(
         Path | None,
         typer.Option(help="Where embedded data lives (default: MOSTRADOR_DATA_DIR or ./.mostrador)"),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="API port (default: MOSTRADOR_PORT or 8000)")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="API port (default: MOSTRADOR_PORT or 8000)")
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help=_DEBUG_HELP + " Also `mostrador --debug run`.")
+    ] = False,
 ) -> None:
     """All in one: API, session manager and worker, on embedded PostgreSQL and Redis unless DATABASE_URL /
     REDIS_URL are set. Migrates the database on start. Ctrl-C stops everything."""
     from mostrador.allinone import run_all
 
+    _set_debug(debug)  # here too, so that `./dev run --debug` works
     settings = _settings()
     updates: dict[str, object] = {}
     if data_dir is not None:

@@ -162,6 +162,12 @@ class EmbeddedPostgres:
             self.pgdata = as_root.place_data(self.root, self.user)
         except as_root.PlacementError as exc:
             raise EmbeddedServerError(str(exc)) from exc
+        except OSError as exc:  # a full disk, a read-only /var
+            raise EmbeddedServerError(
+                f"running as root, the embedded PostgreSQL's programs and data go under {as_root.SYSTEM_DIR} when "
+                f"the user {self.user!r} cannot reach them, and that failed ({exc}); set DATABASE_URL to a "
+                "PostgreSQL server"
+            ) from exc
         result = self._run("postgres", "--version")
         if result.returncode != 0:
             raise EmbeddedServerError(
@@ -178,8 +184,9 @@ class EmbeddedPostgres:
             if reach.returncode != 0:
                 raise EmbeddedServerError(
                     f"running as root, the embedded PostgreSQL runs as the user {self.user!r}, which cannot "
-                    f"write {self.pgdata}: open its parent directories to others, or delete it to start with "
-                    "an empty database placed where that user can reach it"
+                    f"write {self.pgdata}, a database made inside the data dir when that user could reach it: "
+                    "move the data dir back where it was, or delete that directory to start with an empty "
+                    "database placed where the user can reach it"
                 )
         if (self.pgdata / "PG_VERSION").exists():
             return

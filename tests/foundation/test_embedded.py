@@ -190,7 +190,8 @@ def _running(data_dir: Path) -> Iterator[str]:
     port = free_port()
     proc = _start(data_dir, port)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        seconds = _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        print(json.dumps({"mostrador_run_ready_seconds": round(seconds, 2), "data_dir": data_dir.name}))
         children = psutil.Process(proc.pid).children()
         names = " ".join(child.name() for child in children)
         assert "postgres" in names and "redis-server" in names, names

@@ -179,9 +179,20 @@ def test_a_python_too_old_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "env"), [(("--debug", "migrate"), {}), (("migrate",), {"MOSTRADOR_LOG_LEVEL": "DEBUG"})]
+    ("args", "env"),
+    [
+        (("--debug", "migrate"), {}),
+        (("run", "--debug"), {}),
+        (("migrate",), {"MOSTRADOR_LOG_LEVEL": "DEBUG"}),
+    ],
 )
-def test_debug_shows_the_traceback(args: tuple[str, ...], env: dict[str, str]) -> None:
-    result = _mostrador(*args, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_closed_port()}/x", **env)
+def test_debug_shows_the_traceback(args: tuple[str, ...], env: dict[str, str], tmp_path: Path) -> None:
+    result = _mostrador(
+        *args,
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_closed_port()}/x",
+        MOSTRADOR_PORT=str(free_port()),
+        MOSTRADOR_DATA_DIR=str(tmp_path / "data"),
+        **env,
+    )
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "does not answer" in result.stderr, result.stderr
