@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ from app.config import Settings
 from app.kit.migrations import upgrade
 from app.main import create_app
 from mostrador.embedded import embedded_servers
+from mostrador.preflight import bind_api_socket, check_data_dir, check_servers
 from mostrador.supervisor import Supervisor, child_env
 
 log = structlog.get_logger(__name__)
@@ -34,30 +36,41 @@ class _Server(uvicorn.Server):
 
 
 def run_all(settings: Settings) -> None:
+    """Check what the operator can get wrong first (port, data dir, given servers), each with a plain message
+    (`mostrador/preflight.py`), then start the embedded servers, migrate, and run until SIGINT/SIGTERM."""
     started = time.monotonic()
-    settings = settings.with_dev_secret()
-    with embedded_servers(
-        settings.data_dir, database_url=settings.database_url, redis_url=settings.redis_url
-    ) as (database_url, redis_url):
-        settings = settings.model_copy(update={"database_url": database_url, "redis_url": redis_url})
-        upgrade(database_url)
-        log.info("database migrated", seconds=round(time.monotonic() - started, 2))
-        config = uvicorn.Config(
-            create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on"
-        )
-        server = _Server(config)
-        children = Supervisor(child_env(database_url, redis_url, settings.secret_key))
-        children.add("sessions", "sessions")
-        children.add("worker", "worker")
-        children.start()
-        log.info(
-            "mostrador starting",
-            url=f"http://{settings.host}:{settings.port}",
-            docs=f"http://{settings.host}:{settings.port}/docs",
-            driver=settings.whatsapp_driver.value,
-        )
-        try:
-            server.run()
-        finally:
-            children.stop()
+    sock = bind_api_socket(settings.host, settings.port)
+    with contextlib.closing(sock):
+        if not (settings.database_url and settings.redis_url and settings.secret_key):
+            check_data_dir(settings.data_dir)
+        check_servers(settings.database_url, settings.redis_url)
+        settings = settings.with_dev_secret()
+        with embedded_servers(
+            settings.data_dir, database_url=settings.database_url, redis_url=settings.redis_url
+        ) as (database_url, redis_url):
+            settings = settings.model_copy(update={"database_url": database_url, "redis_url": redis_url})
+            upgrade(database_url)
+            log.info("database migrated", seconds=round(time.monotonic() - started, 2))
+            _serve(settings, sock, database_url, redis_url)
     log.info("mostrador stopped")
+
+
+def _serve(settings: Settings, sock: socket.socket, database_url: str, redis_url: str) -> None:
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on"
+    )
+    server = _Server(config)
+    children = Supervisor(child_env(database_url, redis_url, settings.secret_key))
+    children.add("sessions", "sessions")
+    children.add("worker", "worker")
+    children.start()
+    log.info(
+        "mostrador starting",
+        url=f"http://{settings.host}:{settings.port}",
+        docs=f"http://{settings.host}:{settings.port}/docs",
+        driver=settings.whatsapp_driver.value,
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        children.stop()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from app.config import Settings, SettingsError, describe_error, get_settings
+from app.config import LogLevel, Settings, SettingsError, describe_error, get_settings
 from app.kit.logging import configure_logging
 
 app = typer.Typer(
@@ -19,12 +23,41 @@ app = typer.Typer(
 )
 
 
+@dataclass
+class _Options:
+    debug: bool = False
+
+
+_options = _Options()
+
+
+_DEBUG_HELP = (
+    "Log at DEBUG level and show a traceback when the start fails (as does MOSTRADOR_LOG_LEVEL=DEBUG)."
+)
+
+
+def _set_debug(debug: bool) -> None:
+    if debug:
+        _options.debug = True
+        os.environ["MOSTRADOR_LOG_LEVEL"] = LogLevel.debug.value  # for this process and its children
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help=_DEBUG_HELP)] = False,
+) -> None:
+    _set_debug(debug)
+
+
 def _settings() -> Settings:
     try:
         settings = get_settings()
     except ValueError as exc:
+        if _options.debug:
+            raise
         typer.echo(f"configuration error: {describe_error(exc)}", err=True)
         raise typer.Exit(2) from exc
+    _options.debug = _options.debug or settings.log_level is LogLevel.debug
     configure_logging(level=settings.log_level.value, json=settings.is_production)
     return settings
 
@@ -37,18 +70,54 @@ def _require_urls(settings: Settings) -> tuple[str, str]:
         raise typer.Exit(2) from exc
 
 
+@contextlib.contextmanager
+def _plain_failures() -> Iterator[None]:
+    """A start that fails for a reason the operator can fix ends with its message and exit code 1; the
+    traceback, which helps only whoever debugs Mostrador itself, is shown with --debug."""
+    from mostrador.embedded import EmbeddedServerError
+    from mostrador.preflight import StartupError
+
+    try:
+        yield
+    except (StartupError, EmbeddedServerError, SettingsError) as exc:
+        if _options.debug:
+            raise
+        typer.echo(f"mostrador: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        from alembic.util.exc import CommandError  # imported late: importing alembic costs seconds
+
+        if _options.debug or not isinstance(exc, CommandError):
+            raise
+        # Alembic's own plain message, e.g. a database migrated by a newer Mostrador ("Can't locate revision").
+        typer.echo(f"mostrador: the database could not be migrated: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _check_servers(database_url: str | None, redis_url: str | None) -> None:
+    from mostrador.preflight import check_servers
+
+    check_servers(database_url, redis_url)
+
+
 @app.command()
 def run(
     data_dir: Annotated[
         Path | None,
         typer.Option(help="Where embedded data lives (default: MOSTRADOR_DATA_DIR or ./.mostrador)"),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="API port (default: MOSTRADOR_PORT or 8000)")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="API port (default: MOSTRADOR_PORT or 8000)")
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help=_DEBUG_HELP + " Also `mostrador --debug run`.")
+    ] = False,
 ) -> None:
     """All in one: API, session manager and worker, on embedded PostgreSQL and Redis unless DATABASE_URL /
     REDIS_URL are set. Migrates the database on start. Ctrl-C stops everything."""
     from mostrador.allinone import run_all
 
+    _set_debug(debug)  # here too, so that `./dev run --debug` works
     settings = _settings()
     updates: dict[str, object] = {}
     if data_dir is not None:
@@ -56,28 +125,41 @@ def run(
     if port is not None:
         updates["port"] = port
     settings = settings.model_copy(update=updates)
-    run_all(settings)
+    with _plain_failures():
+        run_all(settings)
 
 
 @app.command()
 def api() -> None:
     """The HTTP API (FastAPI under uvicorn) on MOSTRADOR_HOST:MOSTRADOR_PORT. Needs DATABASE_URL and REDIS_URL."""
-    import uvicorn
-
-    from app.main import create_app
+    from mostrador.preflight import StartupError, bind_api_socket
 
     settings = _settings()
-    _require_urls(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    with _plain_failures():
+        sock = bind_api_socket(settings.host, settings.port)
+        with contextlib.closing(sock):
+            _check_servers(*_require_urls(settings))
+            import uvicorn
+
+            from app.main import create_app
+
+            config = uvicorn.Config(
+                create_app(settings), host=settings.host, port=settings.port, log_config=None
+            )
+            server = uvicorn.Server(config)
+            server.run(sockets=[sock])
+            if not server.started:
+                raise StartupError("the API did not start: see the lines above")
 
 
 @app.command()
 def sessions() -> None:
     """The session manager: holds the stores' WhatsApp connections. Needs DATABASE_URL and REDIS_URL."""
+    settings = _settings()
+    with _plain_failures():
+        _check_servers(*_require_urls(settings))
     from sessions.main import main as sessions_main
 
-    settings = _settings()
-    _require_urls(settings)
     sessions_main(settings)
 
 
@@ -90,10 +172,11 @@ def worker(
 ) -> None:
     """The message worker: runs the stores' bots on their message streams, in order per chat. Needs
     DATABASE_URL and REDIS_URL. SIGTERM drains the lanes (bounded) and hands the stores over."""
+    settings = _settings()
+    with _plain_failures():
+        _check_servers(*_require_urls(settings))
     from workers.main import main as worker_main
 
-    settings = _settings()
-    _require_urls(settings)
     if concurrency is not None:
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
     worker_main(settings)
@@ -117,6 +200,8 @@ def dlq_list(
     from workers.dlq import list_dead_letters
 
     _, redis_url = _require_urls(_settings())
+    with _plain_failures():
+        _check_servers(None, redis_url)
 
     async def run() -> None:
         redis = create_redis(redis_url)
@@ -145,6 +230,8 @@ def dlq_replay(
     from workers.dlq import replay_dead_letters
 
     database_url, redis_url = _require_urls(_settings())
+    with _plain_failures():
+        _check_servers(database_url, redis_url)
 
     async def run() -> int:
         engine, redis = create_engine(database_url, pool_size=1), create_redis(redis_url)
@@ -170,7 +257,9 @@ def migrate(
     if not settings.database_url:
         typer.echo("configuration error: DATABASE_URL must be set for this command", err=True)
         raise typer.Exit(2)
-    upgrade(settings.database_url, revision)
+    with _plain_failures():
+        _check_servers(settings.database_url, None)
+        upgrade(settings.database_url, revision)
     typer.echo(f"database at {revision}")
 
 

