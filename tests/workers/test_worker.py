@@ -183,4 +183,4 @@ async def test_stores_created_at_runtime_are_picked_up(
         await wait_status(sessionmaker, store_id, "connected")
         await inject(redis, store_id, customer(1), "hola")
         await wait_for(lambda: _sent_count(redis, store_id, customer(1), 1), timeout=20, what="a reply")
-        assert store_id in worker.broker.owned()
+        assert store_id in worker.streams.owned()
