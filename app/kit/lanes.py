@@ -183,6 +183,9 @@ class Lanes(Generic[T]):
                 del self._lanes[key]  # idle (or drained): the lane ends with its task
                 self._full.discard(key)
                 self._update_room()
+                if not self._lanes:
+                    # A dict keeps the table of its peak size (10,000 chats: half a megabyte): start afresh.
+                    self._lanes = {}
 
     async def _run_once(self, key: Key, lane: _Lane[T], run: list[T]) -> None:
         lane.running = True
