@@ -17,7 +17,7 @@ from sessions.drivers.base import InboundMessage
 # One round trip for a whole batch of inbound messages: their conversations are upserted (one row per chat,
 # the latest sender name, the newest timestamp), then the messages inserted in batch order. Rows are written
 # `queued` optimistically: the stream entries follow the commit, and should that XADD fail (or the process die
-# first), the rows are set back to `received` or found by the worker's sweeper.
+# first), the rows are set back to `received` or found by the worker's relay.
 SAVE_INBOUND = text("""
 WITH input AS (
     SELECT * FROM unnest(
