@@ -269,7 +269,12 @@ class Lanes(Generic[T]):
         done = self.done
         if done is not None:
             # Effects committed: the acknowledgement must follow, or they are applied again after a restart.
-            await _insist(lambda: done(key, run), "acknowledging", key)
+            try:
+                await done(key, run)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await _insist(lambda: done(key, run), "acknowledging", key)
         self.completed += len(run)
 
     async def _dead(self, key: Key, item: T, error: BaseException) -> None:

@@ -198,6 +198,9 @@ class StreamConsumer:
 
     async def ack_many(self, entries: list[StreamEntry]) -> None:
         """`ack` for several entries, without a task each."""
+        if len(entries) == 1:
+            await self._acks.submit_nowait(entries[0])
+            return
         await asyncio.gather(*[self._acks.submit_nowait(entry) for entry in entries])
 
     async def _send_acks(self, entries: list[StreamEntry]) -> list[None]:
