@@ -46,6 +46,11 @@ class StreamEntry:
     fields: dict[str, str]
 
 
+@dataclass(eq=False)
+class _Ownership:
+    store_id: uuid.UUID
+
+
 class StreamConsumer:
     def __init__(
         self,
@@ -63,7 +68,9 @@ class StreamConsumer:
         self.page = page
         self.count = count
         self.block_ms = block_ms
-        self._streams: dict[str, uuid.UUID] = {}  # owned stream -> store
+        # Owned stream -> its ownership (a new object each time the stream is taken, so that a read begun before
+        # a disown and a new `own` delivers nothing: the new ownership replays those entries itself).
+        self._streams: dict[str, _Ownership] = {}
         # Owned streams still replaying their pending entries -> the last id replayed ("0": none yet).
         self._replay: dict[str, str] = {}
         self._owned_changed = asyncio.Event()
@@ -75,7 +82,7 @@ class StreamConsumer:
         stream = self.stream_of(store_id)
         await self.create_group(stream)
         if stream not in self._streams:
-            self._streams[stream] = store_id
+            self._streams[stream] = _Ownership(store_id)
             self._replay[stream] = "0"
             self._owned_changed.set()
 
@@ -86,7 +93,7 @@ class StreamConsumer:
         self._replay.pop(stream, None)
 
     def owned(self) -> set[uuid.UUID]:
-        return set(self._streams.values())
+        return {ownership.store_id for ownership in self._streams.values()}
 
     def owns(self, store_id: uuid.UUID) -> bool:
         return self.stream_of(store_id) in self._streams
@@ -138,9 +145,9 @@ class StreamConsumer:
             return []
         if self._replay:
             return await self._replay_page()
-        streams = dict.fromkeys(self._streams, NEW)
-        reply = await self._xreadgroup(streams, count=self.count, block=self.block_ms)
-        entries = self._entries(reply)
+        owned = dict(self._streams)
+        reply = await self._xreadgroup(dict.fromkeys(owned, NEW), count=self.count, block=self.block_ms)
+        entries = self._entries(reply, owned)
         if reply and len(entries) < self.count:
             # A partial batch under a steady trickle: wait a moment, so that the next read (and each flush
             # behind it) carries more than one entry.
@@ -151,17 +158,18 @@ class StreamConsumer:
         """One page of pending entries of every stream still replaying (one round trip for all of them). A
         stream whose page came back short is done and joins the `>` read."""
         cursors = dict(self._replay)
+        owned = dict(self._streams)
         reply = await self._xreadgroup(cursors, count=self.page, block=None)
         returned = {stream: items for stream, items in reply}
         entries: list[StreamEntry] = []
         deleted: list[StreamEntry] = []
         for stream, cursor in cursors.items():
             items = returned.get(stream, [])
-            store_id = self._streams.get(stream)
-            if store_id is None or self._replay.get(stream) != cursor:
+            ownership = self._streams.get(stream)
+            if ownership is None or ownership is not owned.get(stream):
                 continue  # disowned (or disowned and owned again) while the read was in flight
             for entry_id, fields in items:
-                entry = StreamEntry(store_id, stream, entry_id, fields or {})
+                entry = StreamEntry(ownership.store_id, stream, entry_id, fields or {})
                 # A pending entry deleted from the stream comes back without fields: nothing can handle it.
                 (entries if fields else deleted).append(entry)
             if len(items) < self.page:
@@ -180,15 +188,17 @@ class StreamConsumer:
         reply: Any = await self.redis.xreadgroup(self.group, CONSUMER, streams, count=count, block=block)  # type: ignore[arg-type]
         return [(stream, list(items)) for stream, items in (reply or [])]
 
-    def _entries(self, reply: list[tuple[str, list[tuple[str, dict[str, str] | None]]]]) -> list[StreamEntry]:
+    def _entries(
+        self, reply: list[tuple[str, list[tuple[str, dict[str, str] | None]]]], owned: dict[str, _Ownership]
+    ) -> list[StreamEntry]:
         entries = []
         for stream, items in reply:
-            store_id = self._streams.get(stream)
-            if store_id is None:
-                continue  # disowned while the read was in flight: the next owner replays it
+            ownership = self._streams.get(stream)
+            if ownership is None or ownership is not owned.get(stream):
+                continue  # disowned while the read was in flight: the next owner (maybe us again) replays it
             for entry_id, fields in items:
                 if fields:
-                    entries.append(StreamEntry(store_id, stream, entry_id, fields))
+                    entries.append(StreamEntry(ownership.store_id, stream, entry_id, fields))
         return entries
 
     # --- acknowledging and trimming ------------------------------------------------------------------------

@@ -153,3 +153,18 @@ async def test_trim_keeps_every_unacknowledged_entry(redis: Redis) -> None:
     assert remaining == ids[4:]
     pending: Any = await redis.xpending_range(stream_of(store_id), GROUP, min="-", max="+", count=100)
     assert [p["message_id"] for p in pending] == [ids[4], ids[5], ids[8], ids[9]]
+
+
+async def test_a_stream_disowned_and_owned_again_mid_read_delivers_each_entry_once(redis: Redis) -> None:
+    store_id = uuid.uuid4()
+    consumer = StreamConsumer(redis, GROUP, stream_of, block_ms=5000)
+    await consumer.own(store_id)
+    async with reading(consumer) as reader:
+        await wait_for(lambda: blocked_in_read(redis), what="the blocking read")
+        consumer.disown(store_id)  # lease lost and taken again while the read is in flight
+        await consumer.own(store_id)
+        await add(redis, store_id, 1, "x")  # returned by the old read: left to the new ownership's replay
+        await reader.wait_count(1)
+        await add(redis, store_id, 1, "y")
+        await reader.wait_count(2)
+        assert reader.values() == ["x0", "y0"]
