@@ -61,7 +61,8 @@ def lease_store_id(key: str) -> uuid.UUID:
 
 
 async def create_store_streams(redis: Redis, store_id: uuid.UUID | str) -> None:
-    """Create a store's streams with their consumer groups (taskiq creates groups only at its start-up)."""
+    """Create a store's streams with their consumer groups. Not needed by the processes: each stream's owner
+    creates its group when it takes the store (app/kit/streams.py); kept for the API until it stops calling it."""
     for stream, group in (
         (messages_stream(store_id), MESSAGES_GROUP),
         (outbox_stream(store_id), OUTBOX_GROUP),

@@ -6,8 +6,9 @@ generated here and handed to node as a JSON file). Workload A: 1 store x 200 cha
 workload B: 100 stores x 20 chats, 20,000 messages. Everything is enqueued before processing starts; the rate
 is measured from the start of processing to the last completion, with per-chat order violations (completions
 whose seq is lower than one already completed in that chat).
-- ours: `StoreStreamBroker` (one XREADGROUP over the `messages:store-<id>` streams) + `ChatLaneReceiver`
-  (per-chat lanes, a global concurrency limit, ack after the handler), in-process, handler = asyncio.sleep;
+- ours: `app.kit.streams.StreamConsumer` (one XREADGROUP over the `messages:store-<id>` streams) + the
+  worker's `ChatLaneReceiver` on `app.kit.lanes` (per-chat lanes, a global concurrency limit, ack after the
+  handler), in-process, handler = asyncio.sleep;
 - BullMQ (bench/peers/bullmq, `npm ci` on first use): one Worker per `messages-store-<n>` queue, at
   concurrency 1 (ordered, the original design) and at concurrency 50 (fast, unordered).
 Uses --redis-url (default REDIS_URL, else redis://127.0.0.1:6379/12) and FLUSHES that database between runs.
@@ -34,10 +35,11 @@ import redis
 from taskiq.message import TaskiqMessage
 
 from app.config import Settings
-from app.contracts import MESSAGES_GROUP, create_store_streams, inbound_entry, messages_stream
+from app.contracts import MESSAGES_GROUP, inbound_entry, messages_stream
 from app.kit.redis import create_redis
-from workers.broker import StoreStreamBroker
-from workers.receiver import ChatLaneReceiver
+from app.kit.streams import StreamConsumer
+from workers.broker import store_broker
+from workers.receiver import ChatLaneReceiver, write_dead_letter
 
 PEER = Path(__file__).parent / "peers" / "bullmq"
 BURST = 4
@@ -92,10 +94,10 @@ async def run_ours(
     redis_url: str, messages: list[Message], *, concurrency: int, chat_buffer: int, timeout: float
 ) -> dict[str, Any]:
     client = create_redis(redis_url)
-    broker = StoreStreamBroker(redis_url, client)
+    streams = StreamConsumer(client, MESSAGES_GROUP, messages_stream)
     store_ids = [uuid.uuid5(STORE_NAMESPACE, str(n)) for n in range(1 + max(m[0] for m in messages))]
     for store_id in store_ids:
-        await create_store_streams(client, store_id)
+        await streams.own(store_id)  # creates the group before the entries, like a worker that owns the store
     async with client.pipeline(transaction=False) as pipe:
         for i, (store, chat, _, _) in enumerate(messages):
             # message_id carries the index into `messages`: the handler finds its duration from it.
@@ -116,11 +118,17 @@ async def run_ours(
             ended[0] = time.monotonic()
             done.set()
 
-    await broker.startup()
-    for store_id in store_ids:
-        await broker.own(store_id)
+    async def dead_letter(entry: Any, message: TaskiqMessage | None, error: str) -> None:
+        await write_dead_letter(client, entry, message, error)
+
     receiver = ChatLaneReceiver(
-        broker, handler, concurrency=concurrency, chat_buffer=chat_buffer, max_attempts=3
+        streams,
+        store_broker(redis_url).formatter,
+        handler,
+        concurrency=concurrency,
+        chat_buffer=chat_buffer,
+        max_attempts=3,
+        dead_letter=dead_letter,
     )
     started = time.monotonic()
     reader = asyncio.create_task(receiver.run())
@@ -135,7 +143,7 @@ async def run_ours(
     for store_id in store_ids:
         pending: Any = await client.xpending(messages_stream(store_id), MESSAGES_GROUP)
         unacked += int(pending["pending"])
-    await broker.shutdown()
+    streams.close()
     await client.aclose()
     return result(messages, order, ended[0] - started, concurrency=concurrency, unacked=unacked)
 

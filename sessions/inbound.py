@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import structlog
 from redis.asyncio import Redis
@@ -21,9 +20,6 @@ from sessions.drivers.base import InboundMessage
 from sessions.repository import SessionsRepository
 
 log = structlog.get_logger(__name__)
-
-# A row still `received` this long after its insert lost its way to the stream: the sweeper queues it.
-SWEEP_AFTER = timedelta(seconds=3)
 
 
 class InboundRecorder:
@@ -39,7 +35,7 @@ class InboundRecorder:
     async def save(self, store_id: uuid.UUID, message: InboundMessage) -> None:
         """Return once the message is committed (a redelivery of one already held is a no-op). Raises if it
         could not be committed: the driver then keeps it unacknowledged. Once committed, a failure to queue it
-        is left to the sweeper. Messages handed over in order are committed in order."""
+        is left to the worker's relay (workers/relay.py). Messages handed over in order are committed in order."""
         await self._commits.submit((store_id, message))
 
     async def save_many(self, store_id: uuid.UUID, messages: list[InboundMessage]) -> None:
@@ -60,7 +56,7 @@ class InboundRecorder:
         queued = [
             (store_id, message, message_id)
             for (store_id, message), message_id in zip(batch, written, strict=True)
-            if message_id is not None  # None: a redelivery; the first copy is queued or being swept
+            if message_id is not None  # None: a redelivery; the first copy is queued or being relayed
         ]
         if queued:
             await self._queue(queued)
@@ -76,30 +72,9 @@ class InboundRecorder:
                     )
                 await pipe.execute()
         except Exception:
-            log.warning(
-                "queueing inbound messages failed; the sweeper will", count=len(queued), exc_info=True
-            )
+            log.warning("queueing inbound messages failed; the relay will", count=len(queued), exc_info=True)
             try:
                 async with transaction(self.sessionmaker) as session:
                     await SessionsRepository(session).mark_not_queued([q[2] for q in queued])
-            except Exception:  # the worker's sweeper finds rows `queued` for too long, too
-                log.warning("could not mark the messages for the sweeper", count=len(queued))
-
-    async def sweep(self, store_ids: list[uuid.UUID]) -> int:
-        """Queue rows committed but never queued. An entry queued twice is harmless: handling is idempotent."""
-        if not store_ids:
-            return 0
-        async with transaction(self.sessionmaker) as session:
-            rows = await SessionsRepository(session).received_backlog(
-                store_ids, datetime.now(UTC) - SWEEP_AFTER
-            )
-        for message_id, store_id, chat_jid, wa_id in rows:
-            await self.redis.xadd(
-                messages_stream(store_id),
-                inbound_entry(message_id=message_id, chat_jid=chat_jid, wa_id=wa_id),  # type: ignore[arg-type]
-            )
-        if rows:
-            async with transaction(self.sessionmaker) as session:
-                await SessionsRepository(session).mark_queued([row[0] for row in rows])
-            log.info("swept inbound messages onto their streams", count=len(rows))
-        return len(rows)
+            except Exception:  # the relay finds rows `queued` for too long, too
+                log.warning("could not mark the messages for the relay", count=len(queued))

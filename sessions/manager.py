@@ -44,7 +44,6 @@ from sessions.store_session import Collaborators, StoreSession
 log = structlog.get_logger(__name__)
 
 MANAGERS_KEY = "managers:sessions"  # sorted set: manager token -> last heartbeat (unix seconds)
-SWEEP_SECONDS = 5.0
 SHED_PER_TICK = 5
 STARTS_AT_ONCE = 32
 
@@ -68,7 +67,9 @@ class SessionManager:
         self.sessions: dict[uuid.UUID, StoreSession] = {}
         self.inbound = InboundRecorder(sessionmaker, redis)
         self.receipts = ReceiptRecorder(sessionmaker)
-        self.outbox = Outbox(self, redis_url)
+        self.outbox = Outbox(
+            redis, sessionmaker, new_message_id=driver.new_message_id, session_for=self.sessions.get
+        )
         self._collaborators = Collaborators(
             settings=settings,
             redis=redis,
@@ -98,7 +99,6 @@ class SessionManager:
             asyncio.create_task(forever(self._reconcile_forever, self.log)),
             asyncio.create_task(every(self._review, self.settings.sessions_reconcile_seconds, self.log)),
             asyncio.create_task(every(self._renew_leases, self.leases.renew_interval, self.log)),
-            asyncio.create_task(every(self._sweep, SWEEP_SECONDS, self.log)),
             asyncio.create_task(self._listen()),
             asyncio.create_task(forever(self.outbox.run, self.log)),
         ]
@@ -314,6 +314,7 @@ class SessionManager:
             await self.drop(store.id)
             return
         try:
+            await self.outbox.own(store.id)
             await session_.start()
         except Exception:
             self.log.exception("starting a store failed", store_id=str(store.id))
@@ -338,7 +339,7 @@ class SessionManager:
         session = self.sessions.pop(store_id, None)
         if session is not None and not session.closed:
             await session.stop()
-        self.outbox.forget(store_id)
+        self.outbox.disown(store_id)
         try:
             await self.leases.release(sessions_lease_key(store_id))
         except Exception:
@@ -352,9 +353,6 @@ class SessionManager:
     async def _renew_leases(self) -> None:
         for store_id in await self.leases.renew_all(self.log):
             session = self.sessions.pop(store_id, None)
-            self.outbox.forget(store_id)
+            self.outbox.disown(store_id)
             if session is not None:
                 await session.stop()
-
-    async def _sweep(self) -> None:
-        await self.inbound.sweep([s for s in self.sessions if self.owns(s)])

@@ -12,182 +12,152 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import structlog
-from redis.exceptions import ResponseError
+from redis.asyncio import Redis
 
-from app.contracts import OUTBOX_GROUP, create_store_streams, outbox_stream
+from app.contracts import OUTBOX_GROUP, outbox_stream
 from app.kit.batching import GroupCommit
-from app.kit.db import single_statement, transaction
-from app.kit.redis import create_redis, read_group
+from app.kit.db import AsyncSessionMaker, single_statement, transaction
+from app.kit.lanes import Key, Lanes
+from app.kit.loops import every
+from app.kit.streams import StreamConsumer, StreamEntry
 from app.models import MessageStatus
-from sessions.drivers.base import DriverError
+from sessions.drivers.base import DriverError, SentMessage
+from sessions.ratelimit import SendPolicy, StoreRateLimiter
 from sessions.repository import OutboundToSend, SendOutcome, SessionsRepository
-
-if TYPE_CHECKING:
-    from sessions.manager import SessionManager
-    from sessions.store_session import StoreSession
 
 log = structlog.get_logger(__name__)
 
-CONSUMER = "owner"
 SEND_ATTEMPTS = 3
 INTERRUPTED = "interrupted by a restart while sending; not sent again, as it may have reached the customer"
 # How long a store handed over on purpose (a rebalance, a shutdown) may take to finish the sends in flight.
 DRAIN_SECONDS = 5.0
+TRIM_SECONDS = 30.0
 
 
-@dataclass
-class ChatLane:
-    chat_jid: str
-    queue: asyncio.Queue[tuple[str, uuid.UUID]] = field(default_factory=asyncio.Queue)
-    task: asyncio.Task[None] | None = None
-    busy: bool = False  # between taking an entry and finishing its send
+class SendingConnection(Protocol):
+    async def send_text(self, chat_jid: str, text: str, *, wa_id: str | None = None) -> SentMessage: ...
+
+    async def set_typing(self, chat_jid: str, typing: bool) -> None: ...
+
+
+class SendingSession(Protocol):
+    """What the outbox needs of an owned store's session."""
+
+    @property
+    def store_id(self) -> uuid.UUID: ...
+
+    @property
+    def connection(self) -> SendingConnection: ...
+
+    @property
+    def connected(self) -> asyncio.Event: ...
+
+    @property
+    def limiter(self) -> StoreRateLimiter: ...
+
+    @property
+    def policy(self) -> SendPolicy: ...
 
 
 class Outbox:
-    def __init__(self, manager: SessionManager, redis_url: str) -> None:
-        self.manager = manager
-        self.redis = manager.redis
-        self._reader = create_redis(redis_url)  # the blocking read holds a connection of its own
-        self._lanes: dict[tuple[uuid.UUID, str], ChatLane] = {}
-        self._recovered: set[uuid.UUID] = set()
-        self._draining: set[uuid.UUID] = set()  # stores being handed over: no new sends
+    def __init__(
+        self,
+        redis: Redis,
+        sessionmaker: AsyncSessionMaker,
+        *,
+        new_message_id: Callable[[], str],
+        session_for: Callable[[uuid.UUID], SendingSession | None],
+    ) -> None:
+        self.redis = redis
+        self.sessionmaker = sessionmaker
+        self.new_message_id = new_message_id
+        self.session_for = session_for
+        self.streams = StreamConsumer(redis, OUTBOX_GROUP, outbox_stream)
+        # One lane per chat, alive only while the chat has entries to send. No global cap, no backpressure: a
+        # lane spends most of its time in pacing and rate-limit waits, which must not hold back other stores.
+        self.lanes: Lanes[StreamEntry] = Lanes(self._send_entry)
         # Claims and outcomes of every lane are written together (app/kit/batching.py): one statement each
         # per round, whatever the number of chats sending at once.
         self._claims: GroupCommit[tuple[uuid.UUID, str], OutboundToSend | None] = GroupCommit(
             self._claim_batch
         )
         self._finishes: GroupCommit[SendOutcome, bool] = GroupCommit(self._finish_batch)
-        self._acks: GroupCommit[tuple[str, str], None] = GroupCommit(self._ack_batch)
+
+    async def own(self, store_id: uuid.UUID) -> None:
+        """Start sending the store's outbox (its lease was just taken): what the previous owner left first."""
+        await self.streams.own(store_id)
+
+    def disown(self, store_id: uuid.UUID) -> None:
+        """The store is no longer ours: stop its lanes; unacknowledged entries stay for the next owner."""
+        self.streams.disown(store_id)
+        self.lanes.drop_store(store_id)
 
     async def close(self) -> None:
         self._claims.close()
         self._finishes.close()
-        self._acks.close()
-        for lane in self._lanes.values():
-            if lane.task is not None:
-                lane.task.cancel()
-        await self._reader.aclose()
+        self.streams.close()
+        self.lanes.close()
 
     async def drain(self, store_ids: Iterable[uuid.UUID], timeout: float = DRAIN_SECONDS) -> None:
         """Before a store is handed over on purpose: start no new send, and let each send in flight end (within
         `timeout`). A send cut short leaves its row `sending`, which the next owner must mark failed rather than
         send again; a rebalance under load once cut hundreds of claimed replies short that way. Entries not
         started stay unacknowledged, for the next owner."""
-        self._draining.update(store_ids)
-        busy = []
-        for key, lane in self._lanes.items():
-            if key[0] in self._draining and lane.task is not None:
-                if lane.busy:
-                    busy.append(lane.task)  # ends after its current send (see _run_lane)
-                else:
-                    lane.task.cancel()
-        if busy:
-            _, late = await asyncio.wait(busy, timeout=timeout)
-            if late:
-                log.warning("sends still in flight after the drain; cut short", count=len(late))
-
-    def forget(self, store_id: uuid.UUID) -> None:
-        """The store is no longer ours: stop its lanes; unacknowledged entries stay for the next owner."""
-        self._recovered.discard(store_id)
-        self._draining.discard(store_id)
-        for key in [k for k in self._lanes if k[0] == store_id]:
-            lane = self._lanes.pop(key)
-            if lane.task is not None:
-                lane.task.cancel()
+        stores = list(store_ids)
+        for store_id in stores:
+            self.streams.disown(store_id)  # read nothing more for it
+        late = await self.lanes.drain_stores(stores, timeout)
+        if late:
+            log.warning("sends still in flight after the drain; cut short", count=late)
 
     async def run(self) -> None:
-        groups_missing = False
-        while True:
+        trim = asyncio.create_task(every(self.trim, TRIM_SECONDS, log))
+        try:
+            async for batch in self.streams.batches():
+                for entry in batch:
+                    self.lanes.put((entry.store_id, entry.fields.get("chat_jid", "")), entry)
+        finally:
+            trim.cancel()
+
+    async def trim(self) -> None:
+        for store_id in self.streams.owned():
+            await self.streams.trim(store_id)
+
+    async def _send_entry(self, key: Key, run: list[StreamEntry]) -> None:
+        session = self.session_for(key[0])
+        if session is None:
+            return  # left unacknowledged: the store's next owner sends it
+        for entry in run:
             try:
-                if groups_missing:
-                    # Redis came back without our streams: recreate them; the worker re-queues pending replies.
-                    # Inside the try: right after a restart the pool's connections are stale and the first
-                    # command on each fails, which must be retried here, not end the reader.
-                    for store_id in list(self.manager.sessions):
-                        await create_store_streams(self.redis, store_id)
-                    groups_missing = False
-                await self._read_once()
-            except asyncio.CancelledError:
-                raise
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    log.warning("outbox consumer groups missing; recreating them")
-                    groups_missing = True
-                    continue
-                log.warning("outbox read failed; retrying", exc_info=True)
-                await asyncio.sleep(1)
-            except Exception:
-                log.warning("outbox read failed; retrying", exc_info=True)
-                await asyncio.sleep(1)
-
-    async def _read_once(self) -> None:
-        sessions = [s for s in self.manager.sessions if s not in self._draining]
-        if not sessions:
-            await asyncio.sleep(0.1)
-            return
-        for store_id in [s for s in sessions if s not in self._recovered]:
-            # A new owner first takes what the previous one left unacknowledged, in order.
-            pending = await read_group(
-                self._reader, OUTBOX_GROUP, CONSUMER, {outbox_stream(store_id): "0"}, count=10_000
-            )
-            self._recovered.add(store_id)
-            self._dispatch(pending)
-        streams = {outbox_stream(s): ">" for s in sessions if s in self._recovered}
-        if streams:
-            self._dispatch(
-                await read_group(self._reader, OUTBOX_GROUP, CONSUMER, streams, count=500, block=200)
-            )
-
-    def _dispatch(self, batch: list[tuple[str, list[tuple[str, dict[str, str]]]]]) -> None:
-        for stream, entries in batch:
-            store_id = uuid.UUID(stream.removeprefix("outbox:store-"))
-            session = self.manager.sessions.get(store_id)
-            if session is None or store_id in self._draining:
-                continue  # left unacknowledged: the store's next owner sends it
-            for entry_id, fields in entries:
-                key = (store_id, fields.get("chat_jid", ""))
-                lane = self._lanes.get(key)
-                if lane is None:
-                    lane = self._lanes[key] = ChatLane(chat_jid=key[1])
-                    lane.task = asyncio.create_task(self._run_lane(session, lane))
-                lane.queue.put_nowait((entry_id, uuid.UUID(fields["message_id"])))
-
-    async def _run_lane(self, session: StoreSession, lane: ChatLane) -> None:
-        while session.store_id not in self._draining:
-            entry_id, message_id = await lane.queue.get()
-            lane.busy = True
-            try:
-                await self._send(session, lane.chat_jid, entry_id, message_id)
+                await self._send(session, key[1], entry)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # PostgreSQL or Redis went away mid-send: the entry stays unacknowledged and the row says where
                 # it stopped; the store is re-taken (and its pending entries re-read) once they are back.
-                log.warning("sending failed; left for recovery", message_id=str(message_id), exc_info=True)
-            finally:
-                lane.busy = False
+                log.warning("sending failed; left for recovery", entry=entry.entry_id, exc_info=True)
 
-    async def _send(self, session: StoreSession, chat_jid: str, entry_id: str, target: uuid.UUID) -> None:
+    async def _send(self, session: SendingSession, chat_jid: str, entry: StreamEntry) -> None:
         """Send the entry's reply, and first any earlier reply of the chat still pending (its entry lost with a
-        Redis, or re-queued late by a sweeper): the entry is a trigger, the order is the conversation's."""
+        Redis, or re-queued late by the relay): the entry is a trigger, the order is the conversation's."""
+        target = uuid.UUID(entry.fields["message_id"])
         while True:
             await session.connected.wait()
             await session.limiter.wait(chat_jid)
-            claimed = await self._claims.submit((target, self.manager.driver.new_message_id()))
+            claimed = await self._claims.submit((target, self.new_message_id()))
             if claimed is None:  # nothing pending up to the target: sent already, or interrupted by a crash
                 await self._settle_unclaimable(target)
                 break
             final = await self._deliver(session, chat_jid, claimed)
             if final and claimed.id == target:
                 break
-        await self._ack(session.store_id, entry_id)
+        await self.streams.ack(entry)
 
-    async def _deliver(self, session: StoreSession, chat_jid: str, claimed: OutboundToSend) -> bool:
+    async def _deliver(self, session: SendingSession, chat_jid: str, claimed: OutboundToSend) -> bool:
         """One network call for a claimed row, then its outcome: sent, back to pending for another attempt (the
         driver refused before anything left; returns False), or failed after its attempts."""
         await self._pace(session, chat_jid, claimed.text)
@@ -195,7 +165,7 @@ class Outbox:
             sent = await session.connection.send_text(chat_jid, claimed.text, wa_id=claimed.wa_id)
         except DriverError as exc:
             if exc.retryable and claimed.attempts < SEND_ATTEMPTS:
-                async with transaction(self.manager.sessionmaker) as db:
+                async with transaction(self.sessionmaker) as db:
                     await SessionsRepository(db).back_to_pending(claimed.id, str(exc))
                 await asyncio.sleep(0.5 * 2 ** (claimed.attempts - 1))
                 return False
@@ -212,14 +182,14 @@ class Outbox:
             log.warning("outbound send interrupted earlier; marked failed", message_id=str(message_id))
 
     async def _claim_batch(self, claims: list[tuple[uuid.UUID, str]]) -> list[OutboundToSend | None]:
-        async with single_statement(self.manager.sessionmaker) as db:
+        async with single_statement(self.sessionmaker) as db:
             return await SessionsRepository(db).claim_for_sending(claims)
 
     async def _finish_batch(self, outcomes: list[SendOutcome]) -> list[bool]:
-        async with single_statement(self.manager.sessionmaker) as db:
+        async with single_statement(self.sessionmaker) as db:
             return await SessionsRepository(db).finish_sending(outcomes)
 
-    async def _pace(self, session: StoreSession, chat_jid: str, text: str) -> None:
+    async def _pace(self, session: SendingSession, chat_jid: str, text: str) -> None:
         """Typing presence and a human-ish pause before the send (anti-ban); a failed presence is no reason to
         hold a reply."""
         policy = session.policy
@@ -233,16 +203,3 @@ class Outbox:
         jitter = policy.jitter_seconds()
         if jitter:
             await asyncio.sleep(jitter)
-
-    async def _ack(self, store_id: uuid.UUID, entry_id: str) -> None:
-        await self._acks.submit((outbox_stream(store_id), entry_id))
-
-    async def _ack_batch(self, entries: list[tuple[str, str]]) -> list[None]:
-        by_stream: dict[str, list[str]] = {}
-        for stream, entry_id in entries:
-            by_stream.setdefault(stream, []).append(entry_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, ids in by_stream.items():
-                pipe.xack(stream, OUTBOX_GROUP, *ids)
-            await pipe.execute()
-        return [None] * len(entries)

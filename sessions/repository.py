@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Conversation, DesiredState, Message, MessageStatus, Store, StoreStatus
+from app.models import DesiredState, Message, MessageStatus, Store, StoreStatus
 from sessions.drivers.base import InboundMessage
 
 # One round trip for a whole batch of inbound messages: their conversations are upserted (one row per chat,
 # the latest sender name, the newest timestamp), then the messages inserted in batch order. Rows are written
 # `queued` optimistically: the stream entries follow the commit, and should that XADD fail (or the process die
-# first), the rows are set back to `received` or found by the worker's sweeper.
+# first), the rows are set back to `received` or found by the worker's relay.
 SAVE_INBOUND = text("""
 WITH input AS (
     SELECT * FROM unnest(
@@ -191,36 +191,12 @@ class SessionsRepository:
         written = {row[0] for row in await self.session.execute(SAVE_INBOUND, params)}
         return [message_id if message_id in written else None for message_id in ids]
 
-    async def mark_queued(self, ids: list[uuid.UUID]) -> None:
-        await self.session.execute(
-            update(Message)
-            .where(Message.id.in_(ids), Message.status == MessageStatus.received)
-            .values(status=MessageStatus.queued.value)
-        )
-
     async def mark_not_queued(self, ids: list[uuid.UUID]) -> None:
         await self.session.execute(
             update(Message)
             .where(Message.id.in_(ids), Message.status == MessageStatus.queued)
             .values(status=MessageStatus.received.value)
         )
-
-    async def received_backlog(
-        self, store_ids: list[uuid.UUID], older_than: datetime, limit: int = 1000
-    ) -> list[tuple[uuid.UUID, uuid.UUID, str, str]]:
-        """Inbound rows committed but never queued (a crash or a Redis outage between the two), oldest first."""
-        query = (
-            select(Message.id, Message.store_id, Conversation.chat_jid, Message.wa_id)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(
-                Message.store_id.in_(store_ids),
-                Message.status == MessageStatus.received,
-                Message.created_at < older_than,
-            )
-            .order_by(Message.seq)
-            .limit(limit)
-        )
-        return [(r[0], r[1], r[2], r[3] or "") for r in (await self.session.execute(query)).all()]
 
     # --- outbound ------------------------------------------------------------------------------------------
     async def claim_for_sending(self, claims: list[tuple[uuid.UUID, str]]) -> list[OutboundToSend | None]:

@@ -4,7 +4,7 @@ The effects (the inbound row `handled`, the bot's new state, the reply rows `pen
 watermark) commit together or not at all. The conversation row is locked first, and only messages still
 waiting are handled, so a redelivered entry (a crash after commit, before the acknowledgement) changes nothing. Replies
 go on the store's outbox only after the commit; a reply whose outbox entry was lost is re-queued by the
-sweeper (it is still `pending`).
+relay (workers/relay.py; it is still `pending`).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class InboundHandler:
                 return [None] * len(runs)
             conversations = await repository.lock_conversations(list(up_to))
             # The stream entries are triggers; the order is the conversation's. Older messages of a chat still
-            # waiting (their entries lost with a Redis, or re-queued late by a sweeper) are answered first.
+            # waiting (their entries lost with a Redis, or re-queued late by the relay) are answered first.
             backlog: dict[uuid.UUID, list[InboundRow]] = {}
             for row in await repository.unhandled_inbound(up_to):
                 backlog.setdefault(row.conversation_id, []).append(row)
@@ -105,7 +105,7 @@ class InboundHandler:
                         pipe.xadd(outbox_stream(store_id), entry)  # type: ignore[arg-type]
                     await pipe.execute()
             except Exception:
-                log.warning("queueing replies failed; the sweeper will", count=len(outbox), exc_info=True)
+                log.warning("queueing replies failed; the relay will", count=len(outbox), exc_info=True)
         return [None] * len(runs)
 
     async def _run_bot(

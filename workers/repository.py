@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Conversation, Direction, Message, MessageStatus, Store
@@ -191,24 +191,34 @@ class WorkerRepository:
             .values(status=MessageStatus.queued.value, error=None)
         )
 
-    async def stale_inbound(
-        self, store_ids: list[uuid.UUID], older_than: datetime, limit: int = 1000
+    # --- the relay (workers/relay.py) ------------------------------------------------------------------------
+    async def unqueued_inbound(
+        self,
+        store_ids: list[uuid.UUID],
+        received_before: datetime,
+        queued_before: datetime,
+        limit: int = 1000,
     ) -> list[tuple[uuid.UUID, uuid.UUID, str, str]]:
-        """Inbound rows queued long ago and still not handled: their stream entries may be gone."""
+        """Inbound rows whose stream entry may be missing, oldest first: `received` (committed, never queued: a
+        crash or a Redis outage between the two), or `queued` long ago and still not handled (the entry lost
+        with a Redis)."""
         query = (
             select(Message.id, Message.store_id, Conversation.chat_jid, Message.wa_id)
             .join(Conversation, Conversation.id == Message.conversation_id)
             .where(
                 Message.store_id.in_(store_ids),
-                Message.status == MessageStatus.queued,
-                Message.updated_at < older_than,
+                Message.direction == Direction.inbound,
+                or_(
+                    and_(Message.status == MessageStatus.received, Message.created_at < received_before),
+                    and_(Message.status == MessageStatus.queued, Message.updated_at < queued_before),
+                ),
             )
             .order_by(Message.seq)
             .limit(limit)
         )
         return [(r[0], r[1], r[2], r[3] or "") for r in (await self.session.execute(query)).all()]
 
-    async def stale_outbound(
+    async def unsent_outbound(
         self, store_ids: list[uuid.UUID], older_than: datetime, limit: int = 1000
     ) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
         """Replies still `pending` long after they were written: their outbox entries may be gone."""
@@ -225,9 +235,17 @@ class WorkerRepository:
         )
         return [(r[0], r[1], r[2]) for r in (await self.session.execute(query)).all()]
 
-    async def touch(self, ids: list[uuid.UUID]) -> None:
-        """Restart the sweep clock of rows just queued again."""
+    async def relayed(self, ids: list[uuid.UUID]) -> None:
+        """Rows just put on their streams: inbound ones are `queued` now, and every one's clock restarts."""
         if ids:
             await self.session.execute(
-                update(Message).where(Message.id.in_(ids)).values(updated_at=func.now())
+                update(Message)
+                .where(Message.id.in_(ids))
+                .values(
+                    status=case(
+                        (Message.status == MessageStatus.received, MessageStatus.queued.value),
+                        else_=Message.status,
+                    ),
+                    updated_at=func.now(),
+                )
             )

@@ -13,28 +13,22 @@ import os
 import secrets
 import socket
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import structlog
 from redis.asyncio import Redis
 from taskiq.message import TaskiqMessage
 
 from app.config import Settings
-from app.contracts import (
-    INBOUND_TASK,
-    create_store_streams,
-    inbound_entry,
-    messages_stream,
-    outbox_entry,
-    outbox_stream,
-    worker_lease_key,
-)
+from app.contracts import INBOUND_TASK, MESSAGES_GROUP, messages_stream, worker_lease_key
 from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.leases import Leases, fair_share
 from app.kit.loops import every, forever
-from workers.broker import StoreStreamBroker, StreamEntry
+from app.kit.streams import StreamConsumer, StreamEntry
+from workers.broker import store_broker
 from workers.handler import InboundHandler, InboundRef
 from workers.receiver import ChatLaneReceiver, write_dead_letter
+from workers.relay import Relay
 from workers.repository import WorkerRepository
 
 log = structlog.get_logger(__name__)
@@ -60,15 +54,21 @@ class Worker:
         self.redis = redis
         owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.leases = Leases(redis, ttl_seconds=settings.worker_lease_ttl_seconds, owner=owner)
-        self.broker = StoreStreamBroker(redis_url, redis)
+        # taskiq's registry and producer; reading is `streams` + the lanes of `receiver`.
+        self.broker = store_broker(redis_url)
+        self.streams = StreamConsumer(redis, MESSAGES_GROUP, messages_stream)
         self.handler = handler or InboundHandler(sessionmaker, redis)
+        self.relay = Relay(
+            sessionmaker, redis, stale_after=timedelta(seconds=settings.worker_sweep_after_seconds)
+        )
 
         async def handle_inbound(message_id: str, chat_jid: str, wa_id: str = "") -> None:
             await self.handler.handle([InboundRef(message_id, chat_jid, wa_id)])
 
         self.broker.register_task(handle_inbound, task_name=INBOUND_TASK)
         self.receiver = ChatLaneReceiver(
-            self.broker,
+            self.streams,
+            self.broker.formatter,
             self._run_tasks,
             concurrency=settings.worker_concurrency,
             chat_buffer=settings.worker_chat_buffer,
@@ -90,7 +90,7 @@ class Worker:
             await task.original_func(*message.args, **message.kwargs)
 
     async def _dead_letter(self, entry: StreamEntry, message: TaskiqMessage | None, error: str) -> None:
-        await write_dead_letter(self.broker, entry, message, error)
+        await write_dead_letter(self.redis, entry, message, error)
         message_id = message.kwargs.get("message_id") if message else None
         if message_id:
             async with transaction(self.sessionmaker) as session:
@@ -98,11 +98,10 @@ class Worker:
 
     # --- the service ---------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        await self.broker.startup()
         loops: list[asyncio.Task[None]] = [
             asyncio.create_task(every(self.review, self.settings.worker_reconcile_seconds, self.log)),
             asyncio.create_task(every(self._renew, self.leases.renew_interval, self.log)),
-            asyncio.create_task(every(self.sweep, SWEEP_SECONDS, self.log)),
+            asyncio.create_task(every(self.sweep, SWEEP_SECONDS, self.log)),  # the relay
             asyncio.create_task(every(self.trim, TRIM_SECONDS, self.log)),
         ]
         # Restarted if it ever ends: what it had read is in the lanes or still pending.
@@ -117,11 +116,11 @@ class Worker:
             for task in loops:
                 task.cancel()
             await asyncio.wait([reader, *loops], timeout=5)
-            owned = list(self.broker.owned())
+            owned = list(self.streams.owned())
             with contextlib.suppress(Exception):
                 await self.leases.release(*[worker_lease_key(s) for s in owned])
                 await self.redis.zrem(WORKERS_KEY, self.leases.token)
-            await self.broker.shutdown()
+            self.streams.close()
             self.log.info(
                 "worker stopped", drained=drained, released=len(owned), handled=self.receiver.handled
             )
@@ -137,59 +136,30 @@ class Worker:
             wanted=len(store_ids),
             ttl_seconds=self.leases.ttl_ms / 1000,
         )
-        owned = self.broker.owned()
+        owned = self.streams.owned()
         for store_id in owned - set(store_ids):  # deleted stores
             await self._drop(store_id)
         for store_id in list(owned)[: max(0, len(owned) - share)]:  # a new replica joined: hand some over
             await self._drop(store_id)
         for store_id in store_ids:
-            if len(self.broker.owned()) >= share:
+            if len(self.streams.owned()) >= share:
                 break
-            if store_id not in self.broker.owned() and await self.leases.acquire(worker_lease_key(store_id)):
-                await self.broker.own(store_id)
+            if store_id not in self.streams.owned() and await self.leases.acquire(worker_lease_key(store_id)):
+                await self.streams.own(store_id)
 
     async def _drop(self, store_id: uuid.UUID) -> None:
-        self.broker.disown(store_id)
         self.receiver.drop_store(store_id)
         await self.leases.release(worker_lease_key(store_id))
 
     async def _renew(self) -> None:
         for store_id in await self.leases.renew_all(self.log):
-            self.broker.disown(store_id)
             self.receiver.drop_store(store_id)
 
     # --- housekeeping --------------------------------------------------------------------------------------
     async def trim(self) -> None:
-        for store_id in self.broker.owned():
-            await self.broker.trim(store_id)
+        for store_id in self.streams.owned():
+            await self.streams.trim(store_id)
 
     async def sweep(self) -> int:
-        """Queue again what Redis may have lost: inbound rows still `queued` and replies still `pending` long
-        after they were written. Handling is idempotent, so an entry queued twice costs only a skip."""
-        owned = list(self.broker.owned())
-        if not owned:
-            return 0
-        older_than = datetime.now(UTC) - timedelta(seconds=self.settings.worker_sweep_after_seconds)
-        async with transaction(self.sessionmaker) as session:
-            repository = WorkerRepository(session)
-            inbound = await repository.stale_inbound(owned, older_than)
-            outbound = await repository.stale_outbound(owned, older_than)
-            await repository.touch([row[0] for row in inbound] + [row[0] for row in outbound])
-        # Streams and groups first, if Redis lost them (not `broker.own`: a store dropped since the snapshot
-        # above must not be taken back without its lease). Entries added before a group exists are read anyway:
-        # groups start at 0.
-        for store_id in {row[1] for row in inbound} | {row[1] for row in outbound}:
-            await create_store_streams(self.redis, store_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for message_id, store_id, chat_jid, wa_id in inbound:
-                entry = inbound_entry(message_id=message_id, chat_jid=chat_jid, wa_id=wa_id)
-                pipe.xadd(messages_stream(store_id), entry)  # type: ignore[arg-type]
-            for message_id, store_id, chat_jid in outbound:
-                entry = outbox_entry(message_id=message_id, chat_jid=chat_jid)
-                pipe.xadd(outbox_stream(store_id), entry)  # type: ignore[arg-type]
-            await pipe.execute()
-        if inbound or outbound:
-            self.log.info(
-                "swept messages back onto their streams", inbound=len(inbound), outbound=len(outbound)
-            )
-        return len(inbound) + len(outbound)
+        """The relay, for the stores we own (see workers/relay.py)."""
+        return await self.relay.sweep(list(self.streams.owned()))

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from app.config import Settings
-from app.contracts import STORES_CHANGED_CHANNEL, create_store_streams, sim_device_key
+from app.contracts import STORES_CHANGED_CHANNEL, sim_device_key
 from app.kit.db import AsyncSessionMaker, transaction
 from app.models import DesiredState, Message, Store, Tenant
 from sessions.drivers.simulator import SimulatorDriver
@@ -63,7 +63,8 @@ async def create_store(
         session.add(store)
         await session.flush()
         store_id = store.id
-    await create_store_streams(redis, store_id)
+    # No consumer groups here: each stream's owner (worker, session manager) creates its group when it takes
+    # the store.
     if paired_phone is not None:
         device = f"{paired_phone.removeprefix('+')}:7@s.whatsapp.net"
         await redis.set(

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.contracts import (
-    MESSAGES_GROUP,
     OUTBOX_GROUP,
     SIM_CONFLICTS_KEY,
     STORES_CHANGED_CHANNEL,
@@ -147,8 +146,10 @@ async def test_inbound_messages_are_recorded_once_and_queued(
     task = json.loads(entries[0][1]["data"])
     assert task["task_name"] == "inbound.handle"
     assert task["kwargs"] == {"message_id": str(rows[0].id), "chat_jid": CUSTOMER, "wa_id": first}
-    groups = await redis.xinfo_groups(messages_stream(store_id))
-    assert groups[0]["name"] == MESSAGES_GROUP
+    # The stream's consumer group is the worker's to create (none runs here); the session manager created the
+    # group of the outbox it reads when it took the store.
+    assert await redis.xinfo_groups(messages_stream(store_id)) == []
+    assert [g["name"] for g in await redis.xinfo_groups(outbox_stream(store_id))] == [OUTBOX_GROUP]
     # Every inbound entry was acknowledged to the (simulated) network after it was committed.
     assert (await redis.xpending(sim_inbound_stream(store_id), "device"))["pending"] == 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -159,19 +160,55 @@ async def _sent_count(redis: Redis, store_id: uuid.UUID, chat: str, n: int) -> b
     return len((await sent_by_chat(redis, [store_id]))[(store_id, chat)]) == n
 
 
+class HoldingHandler(InboundHandler):
+    """Holds every message whose WhatsApp id starts with HOLD until released: its entry stays unacknowledged."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = asyncio.Event()
+        self.holding = asyncio.Event()
+
+    async def handle(self, refs: list[InboundRef]) -> None:
+        if any(ref.wa_id.startswith("HOLD") for ref in refs):
+            self.holding.set()
+            await self.release.wait()
+        await super().handle(refs)
+
+
 async def test_streams_are_trimmed_only_up_to_what_is_acknowledged(
     manager: SessionManager, quick: Settings, sessionmaker: AsyncSessionMaker, redis: Redis, redis_url: str
 ) -> None:
     store_id = await create_store(sessionmaker, redis, paired_phone="+5493400000003")
     await wait_status(sessionmaker, store_id, "connected")
-    async with running_worker(quick, sessionmaker, redis, redis_url) as worker:
-        for n in range(20):
+    handler = HoldingHandler(sessionmaker, redis)
+    stream = messages_stream(store_id)
+    async with running_worker(quick, sessionmaker, redis, redis_url, handler=handler) as worker:
+        for n in range(10):
+            await inject(redis, store_id, customer(1), f"m{n}")
+        await wait_for(lambda: _sent_count(redis, store_id, customer(1), 10), timeout=30, what="10 replies")
+        await inject(redis, store_id, customer(2), "espera", wa_id="HOLD-1")  # another chat, held
+        await asyncio.wait_for(handler.holding.wait(), 10)
+        for n in range(10, 20):
             await inject(redis, store_id, customer(1), f"m{n}")
         await wait_for(lambda: _sent_count(redis, store_id, customer(1), 20), timeout=30, what="20 replies")
-        before = await redis.xlen(messages_stream(store_id))
+        await wait_for(lambda: _pending_count(redis, stream, 1), what="only the held entry unacknowledged")
+        pending: Any = await redis.xpending_range(stream, MESSAGES_GROUP, min="-", max="+", count=10)
+        held_entry = pending[0]["message_id"]
+        before = [entry_id for entry_id, _ in await redis.xrange(stream)]
         await worker.trim()
-        after = await redis.xlen(messages_stream(store_id))
-    assert before == 20 and after <= 1
+        after = [entry_id for entry_id, _ in await redis.xrange(stream)]
+        # Everything acknowledged before the held entry is gone; the held entry (and what follows it, though
+        # acknowledged: MINID cuts at the oldest pending) is still there for a replay.
+        assert len(before) == 21 and after == before[before.index(held_entry) :] and len(after) == 11
+        handler.release.set()
+        await wait_for(
+            lambda: _sent_count(redis, store_id, customer(2), 1), timeout=20, what="the held reply"
+        )
+        await wait_for(lambda: _pending_count(redis, stream, 0), what="every entry acknowledged")
+
+
+async def _pending_count(redis: Redis, stream: str, n: int) -> bool:
+    return int((await redis.xpending(stream, MESSAGES_GROUP))["pending"]) == n
 
 
 async def test_stores_created_at_runtime_are_picked_up(
@@ -183,4 +220,4 @@ async def test_stores_created_at_runtime_are_picked_up(
         await wait_status(sessionmaker, store_id, "connected")
         await inject(redis, store_id, customer(1), "hola")
         await wait_for(lambda: _sent_count(redis, store_id, customer(1), 1), timeout=20, what="a reply")
-        assert store_id in worker.broker.owned()
+        assert store_id in worker.streams.owned()
