@@ -8,10 +8,9 @@ from httpx import AsyncClient
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from app.auth.dependencies import DEFAULT_TENANT_NAME
 from app.config import Settings
 from app.kit.db import AsyncSessionMaker
-from app.models import Conversation, Message, MessageStatus, Tenant
+from app.models import Conversation, Message, MessageStatus
 from tests.bots.test_menu import menu_config
 from tests.conversations.helpers import HANDOFF_OPTION
 from tests.sessions.helpers import create_store, fast_settings, running_manager, wait_for, wait_status
@@ -34,9 +33,7 @@ async def test_a_resumed_chat_is_answered_again(
     client: AsyncClient, settings: Settings, sessionmaker: AsyncSessionMaker, redis: Redis, redis_url: str
 ) -> None:
     quick = fast_settings(settings, worker_reconcile_seconds=0.2, worker_lease_ttl_seconds=3)
-    assert (await client.get("/v1/stores")).status_code == 200  # the API's tenant exists from here on
-    async with sessionmaker() as session:
-        tenant_id = await session.scalar(select(Tenant.id).where(Tenant.name == DEFAULT_TENANT_NAME))
+    tenant_id = uuid.UUID((await client.get("/v1/users/me")).json()["tenant"]["id"])  # the client's tenant
     store_id = await create_store(sessionmaker, redis, paired_phone="+5493400000077", tenant_id=tenant_id)
     response = await client.put(f"/v1/stores/{store_id}/bot", json={"kind": "menu", "config": menu_config()})
     assert response.status_code == 200, response.text

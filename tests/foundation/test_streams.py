@@ -67,9 +67,21 @@ async def reading(consumer: StreamConsumer) -> AsyncIterator[Reader]:
         consumer.close()
 
 
-async def blocked_in_read(redis: Redis) -> bool:
+@contextlib.asynccontextmanager
+async def named_client(redis_url: str) -> AsyncIterator[tuple[Redis, str]]:
+    """A client whose connections carry a name of their own: CLIENT LIST lists every client of the server
+    (other databases, other processes), and only ours may say that our read is blocked."""
+    name = f"test-consumer-{uuid.uuid4().hex[:8]}"
+    client = Redis.from_url(redis_url, decode_responses=True, client_name=name)
+    try:
+        yield client, name
+    finally:
+        await client.aclose()
+
+
+async def blocked_in_read(redis: Redis, name: str) -> bool:
     clients: Any = await redis.client_list()
-    return any(client.get("cmd") == "xreadgroup" for client in clients)
+    return any(client.get("name") == name and client.get("cmd") == "xreadgroup" for client in clients)
 
 
 async def test_more_pending_entries_than_one_page_are_all_replayed_in_order_then_new_ones(
@@ -120,13 +132,22 @@ async def test_a_deleted_stream_gets_its_group_back_and_reading_goes_on(redis: R
     assert [g["name"] for g in groups] == [GROUP]
 
 
-async def test_entries_of_a_stream_disowned_mid_read_are_left_for_the_next_owner(redis: Redis) -> None:
+async def test_entries_of_a_stream_disowned_mid_read_are_left_for_the_next_owner(
+    redis: Redis, redis_url: str
+) -> None:
     kept, dropped = uuid.uuid4(), uuid.uuid4()
-    consumer = StreamConsumer(redis, GROUP, stream_of, block_ms=5000)
-    await consumer.own(kept)
-    await consumer.own(dropped)
+    async with named_client(redis_url) as (own_redis, name):
+        consumer = StreamConsumer(own_redis, GROUP, stream_of, block_ms=5000)
+        await consumer.own(kept)
+        await consumer.own(dropped)
+        await _disowned_mid_read(redis, consumer, name, kept, dropped)
+
+
+async def _disowned_mid_read(
+    redis: Redis, consumer: StreamConsumer, name: str, kept: uuid.UUID, dropped: uuid.UUID
+) -> None:
     async with reading(consumer) as reader:
-        await wait_for(lambda: blocked_in_read(redis), what="the blocking read over both streams")
+        await wait_for(lambda: blocked_in_read(redis, name), what="the blocking read over both streams")
         consumer.disown(dropped)  # the lease is lost while the read is in flight
         await add(redis, dropped, 1, "dropped")
         await add(redis, kept, 1, "first")
@@ -155,12 +176,21 @@ async def test_trim_keeps_every_unacknowledged_entry(redis: Redis) -> None:
     assert [p["message_id"] for p in pending] == [ids[4], ids[5], ids[8], ids[9]]
 
 
-async def test_a_stream_disowned_and_owned_again_mid_read_delivers_each_entry_once(redis: Redis) -> None:
+async def test_a_stream_disowned_and_owned_again_mid_read_delivers_each_entry_once(
+    redis: Redis, redis_url: str
+) -> None:
     store_id = uuid.uuid4()
-    consumer = StreamConsumer(redis, GROUP, stream_of, block_ms=5000)
-    await consumer.own(store_id)
+    async with named_client(redis_url) as (own_redis, name):
+        consumer = StreamConsumer(own_redis, GROUP, stream_of, block_ms=5000)
+        await consumer.own(store_id)
+        await _owned_again_mid_read(redis, consumer, name, store_id)
+
+
+async def _owned_again_mid_read(
+    redis: Redis, consumer: StreamConsumer, name: str, store_id: uuid.UUID
+) -> None:
     async with reading(consumer) as reader:
-        await wait_for(lambda: blocked_in_read(redis), what="the blocking read")
+        await wait_for(lambda: blocked_in_read(redis, name), what="the blocking read")
         consumer.disown(store_id)  # lease lost and taken again while the read is in flight
         await consumer.own(store_id)
         await add(redis, store_id, 1, "x")  # returned by the old read: left to the new ownership's replay
