@@ -68,15 +68,21 @@ WHERE m.id = pick.id AND m.status = 'pending'
 RETURNING pick.target, m.id, m.text, m.wa_id, m.attempts
 """)
 
+# A send's outcome. A delivered/read receipt can be committed before the outcome (the network answers the send
+# and reports delivery at once; the outcome waits for its batch): such a row keeps its further status, and still
+# gets its send time and WhatsApp id.
 FINISH_SENDING = text("""
 UPDATE messages m
-SET status = u.status, error = u.error, wa_timestamp = coalesce(u.sent_at, m.wa_timestamp),
+SET status = CASE WHEN m.status = 'sending' THEN u.status ELSE m.status END,
+    error = CASE WHEN m.status = 'sending' THEN u.error ELSE m.error END,
+    wa_timestamp = coalesce(u.sent_at, m.wa_timestamp),
     wa_id = coalesce(u.wa_id, m.wa_id), updated_at = now()
 FROM unnest(
     CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:errors AS text[]),
     CAST(:sent_at AS timestamptz[]), CAST(:wa_ids AS text[])
 ) AS u(id, status, error, sent_at, wa_id)
-WHERE m.id = u.id AND m.status = 'sending'
+WHERE m.id = u.id
+  AND (m.status = 'sending' OR (u.status = 'sent' AND m.status IN ('delivered', 'read')))
 RETURNING m.id
 """)
 

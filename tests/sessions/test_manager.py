@@ -168,7 +168,8 @@ async def test_replies_are_sent_in_order_and_receipts_move_them_forward(
 
     async def all_read() -> list[Message] | None:
         rows = [m for m in await messages(sessionmaker, store_id) if m.id in ids]
-        return rows if all(m.status == "read" for m in rows) else None
+        # Final: read, and the send's own outcome (time, id) written too; a receipt may come before it.
+        return rows if all(m.status == "read" and m.wa_timestamp is not None for m in rows) else None
 
     rows = await wait_for(all_read, what="replies sent, delivered and read")
     sent = await redis.xrange(sim_outbound_stream(store_id))

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from app.kit.db import AsyncSessionMaker, transaction
-from app.models import Conversation, Message
+from app.kit.db import AsyncSessionMaker, single_statement, transaction
+from app.models import Conversation, Message, MessageStatus
 from sessions.receipts import ReceiptRecorder
+from sessions.repository import SendOutcome, SessionsRepository
 from tests.sessions.helpers import create_store
 
 CUSTOMER = "5491166662222@s.whatsapp.net"
@@ -117,3 +119,39 @@ async def test_receipts_only_move_statuses_forward(sessionmaker: AsyncSessionMak
         assert await _statuses(sessionmaker, [delivered]) == ["delivered"]
     finally:
         recorder.close()
+
+
+async def test_a_send_outcome_after_its_receipt_keeps_the_status_and_records_the_send(
+    sessionmaker: AsyncSessionMaker, redis: Redis
+) -> None:
+    """The network may report a message delivered before the send's outcome is committed (the outcome waits
+    for its batch): the outcome then writes the send time and WhatsApp id and leaves `delivered` as it is; a
+    late `failed` for a message the phone has received changes nothing."""
+    store_id = await create_store(sessionmaker, redis)
+    delivered, read = await _rows(
+        sessionmaker, store_id, [("out", "3EB0A", "sending"), ("out", "3EB0B", "sending")]
+    )
+    recorder = ReceiptRecorder(sessionmaker)
+    try:
+        await asyncio.gather(
+            recorder.record(store_id, ["3EB0A"], "delivered"), recorder.record(store_id, ["3EB0B"], "read")
+        )
+    finally:
+        recorder.close()
+    sent_at = datetime.now(UTC)
+    async with single_statement(sessionmaker) as session:
+        changed = await SessionsRepository(session).finish_sending(
+            [
+                SendOutcome(delivered, MessageStatus.sent, sent_at=sent_at, wa_id="3EB0A"),
+                SendOutcome(read, MessageStatus.failed, error="timed out"),
+            ]
+        )
+    assert changed == [True, False]
+    async with sessionmaker() as session:
+        rows = {m.id: m for m in (await session.scalars(select(Message).where(Message.store_id == store_id)))}
+    assert (rows[delivered].status, rows[delivered].wa_timestamp, rows[delivered].error) == (
+        "delivered",
+        sent_at,
+        None,
+    )
+    assert (rows[read].status, rows[read].error) == ("read", None)
