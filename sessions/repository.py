@@ -27,9 +27,9 @@ WITH input AS (
     ) WITH ORDINALITY AS i(id, store_id, chat_jid, wa_id, sender_jid, type, text, media, name, ts, ord)
 ), chats AS (
     INSERT INTO conversations AS c
-        (id, store_id, chat_jid, customer_name, last_message_at, bot_state, handled_seq, bot_paused)
+        (id, store_id, chat_jid, customer_name, last_message_at, bot_state, bot_paused)
     SELECT gen_random_uuid(), store_id, chat_jid,
-           (array_agg(name ORDER BY ord DESC) FILTER (WHERE name IS NOT NULL))[1], max(ts), '{}', 0, false
+           (array_agg(name ORDER BY ord DESC) FILTER (WHERE name IS NOT NULL))[1], max(ts), '{}', false
     FROM input GROUP BY store_id, chat_jid
     ORDER BY store_id, chat_jid  -- rows are locked in this order, the worker's order too: no deadlock
     ON CONFLICT (store_id, chat_jid) DO UPDATE SET

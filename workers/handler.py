@@ -1,7 +1,7 @@
 """`inbound.handle`: run the store's bot on a chat's messages and commit every effect in one transaction.
 
-The effects (the inbound row `handled`, the bot's new state, the reply rows `pending`, the conversation's
-watermark) commit together or not at all. The conversation row is locked first, and only messages still
+The effects (the inbound rows `handled`, the bot's new state, the reply rows `pending`) commit together or
+not at all. The conversation row is locked first, and only messages still
 waiting are handled, so a redelivered entry (a crash after commit, before the acknowledgement) changes nothing. Replies
 go on the store's outbox only after the commit; a reply whose outbox entry was lost is re-queued by the
 relay (workers/relay.py; it is still `pending`).
@@ -143,7 +143,7 @@ class InboundHandler:
             if reply.handoff:  # the customer asked for a person: the bot is quiet from here on
                 paused, paused_at = True, now
             replies += [(inbound.id, text) for text in reply.replies]
-        return replies, ConversationSave(conversation.id, state, paused, paused_at, waiting[-1].seq)
+        return replies, ConversationSave(conversation.id, state, paused, paused_at)
 
 
 def _resume_is_due(store: StoreRow, paused_at: datetime | None, now: datetime) -> bool:

@@ -33,7 +33,6 @@ class ConversationRow:
     chat_jid: str
     customer_name: str | None
     bot_state: dict[str, Any]
-    handled_seq: int
     bot_paused: bool
     bot_paused_at: datetime | None
 
@@ -53,7 +52,6 @@ class ConversationSave:
     state: dict[str, Any]
     paused: bool
     paused_at: datetime | None
-    handled_seq: int
 
 
 UNHANDLED_INBOUND = text("""
@@ -76,15 +74,12 @@ FROM unnest(
 ORDER BY r.ord
 """)
 
-# The watermark only moves forward.
 SAVE_CONVERSATIONS = text("""
 UPDATE conversations c
-SET bot_state = CAST(u.state AS jsonb), bot_paused = u.paused, bot_paused_at = u.paused_at,
-    handled_seq = greatest(c.handled_seq, u.seq), updated_at = now()
+SET bot_state = CAST(u.state AS jsonb), bot_paused = u.paused, bot_paused_at = u.paused_at, updated_at = now()
 FROM unnest(
-    CAST(:ids AS uuid[]), CAST(:states AS text[]), CAST(:paused AS boolean[]), CAST(:paused_at AS timestamptz[]),
-    CAST(:seqs AS bigint[])
-) AS u(id, state, paused, paused_at, seq)
+    CAST(:ids AS uuid[]), CAST(:states AS text[]), CAST(:paused AS boolean[]), CAST(:paused_at AS timestamptz[])
+) AS u(id, state, paused, paused_at)
 WHERE c.id = u.id
 """)
 
@@ -125,7 +120,7 @@ class WorkerRepository:
         query = (
             select(
                 Conversation.id, Conversation.chat_jid, Conversation.customer_name, Conversation.bot_state,
-                Conversation.handled_seq, Conversation.bot_paused, Conversation.bot_paused_at,
+                Conversation.bot_paused, Conversation.bot_paused_at,
                 Store.id, Store.name, Store.bot_kind, Store.bot_config, Store.settings,
             )
             .join(Store, Store.id == Conversation.store_id)
@@ -135,7 +130,7 @@ class WorkerRepository:
             # messages being inserted into the chat (KEY SHARE) need not wait for the handler's commit.
             .with_for_update(of=Conversation, key_share=True)
         )  # fmt: skip
-        return [(ConversationRow(*row[:7]), StoreRow(*row[7:])) for row in await self.session.execute(query)]
+        return [(ConversationRow(*row[:6]), StoreRow(*row[6:])) for row in await self.session.execute(query)]
 
     async def add_replies(
         self, replies: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]
@@ -173,7 +168,6 @@ class WorkerRepository:
                     "states": [json.dumps(c.state) for c in saves],
                     "paused": [c.paused for c in saves],
                     "paused_at": [c.paused_at for c in saves],
-                    "seqs": [c.handled_seq for c in saves],
                 },
             )
 

@@ -24,9 +24,6 @@ class Conversation(IdMixin, TimestampMixin, Base):
     customer_name: Mapped[str | None] = mapped_column(String(200))
     last_message_at: Mapped[datetime | None]
     bot_state: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    # `seq` of the last inbound message whose effects were committed: a redelivered entry at or below it is
-    # skipped, which makes handling idempotent (shared/DESIGN.md, invariant 3).
-    handled_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     bot_paused: Mapped[bool] = mapped_column(default=False)
     # When the bot last handed the chat to a person (or a person last answered in it): a store's
     # `handoff.auto_resume_minutes` resumes the bot that long after. Null while the bot answers.
@@ -72,8 +69,8 @@ class Message(IdMixin, TimestampMixin, Base):
         ),
     )
 
-    # Insertion order inside the database: orders a chat's messages for the watermark. Never exposed. Unique by
-    # construction (an identity); no unique index, which every one of a message's row versions would pay for.
+    # Insertion order inside the database: orders a chat's messages (the oldest waiting first). Never exposed.
+    # Unique by construction (an identity); no unique index, which every one of a row's versions would pay for.
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
     conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
