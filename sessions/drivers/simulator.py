@@ -188,6 +188,8 @@ class SimulatorConnection(Connection):
             await self.redis.delete(sim_pairing_key(self.store_id))
         self.state = _State.idle
         self.driver.detach(self)
+        # Entries not handed over yet are not acknowledged: the next connection reads them again, in order.
+        self._entries = asyncio.Queue()
         consumer, self._consumer = self._consumer, None
         if consumer is not None and consumer is not asyncio.current_task():
             consumer.cancel()
@@ -257,7 +259,10 @@ class SimulatorConnection(Connection):
         self._entries.put_nowait((stream, entry_id, fields))
 
     async def _consume(self) -> None:
-        while True:
+        # Ends once the connection closed (and maybe started again with a consumer of its own): a closed
+        # connection's consumer running on beside the new one would take entries of the same queue, out of order.
+        me = asyncio.current_task()
+        while self._consumer is me:
             entries = [await self._entries.get()]
             while not self._entries.empty() and len(entries) < INBOUND_BATCH:
                 entries.append(self._entries.get_nowait())

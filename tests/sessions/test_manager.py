@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -154,6 +155,10 @@ async def test_inbound_messages_are_recorded_once_and_queued(
     assert (await redis.xpending(sim_inbound_stream(store_id), "device"))["pending"] == 0
 
 
+async def _done(task: asyncio.Task[None]) -> bool:
+    return task.done()
+
+
 async def _if_len(rows_awaitable, n, check=lambda rows: True):  # type: ignore[no-untyped-def]
     rows = await rows_awaitable
     return rows if len(rows) == n and check(rows) else None
@@ -224,12 +229,17 @@ async def test_reconnects_after_a_dropped_connection(
 ) -> None:
     store_id = await create_store(sessionmaker, redis, paired_phone="+5491155550005")
     await wait_status(sessionmaker, store_id, "connected")
+    connection = manager.sessions[store_id].connection
+    old_consumer = connection._consumer  # type: ignore[attr-defined]  # the simulator's entry consumer
     async with redis.pubsub() as pubsub:
         await pubsub.subscribe(store_events_channel(store_id))
         await redis.xadd(sim_control_stream(store_id), {"kind": "disconnect"})
         statuses = [e["status"] for e in await drain_events(pubsub, until="connected")]
     assert statuses[-1] == "connected", f"no reconnect; statuses seen: {statuses}"
     assert statuses[0] == "reconnecting"
+    # One consumer of the connection's entries: the closed connection's ended (two would reorder a chat).
+    assert old_consumer is not None and connection._consumer is not old_consumer  # type: ignore[attr-defined]
+    await wait_for(lambda: _done(old_consumer), what="the closed connection's consumer to end")
     # A message sent while it was away arrives after the reconnect.
     await _inject(redis, store_id, "¿siguen abiertos?")
     await wait_for(
