@@ -23,7 +23,16 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 
-from app.contracts import create_store_streams, sim_device_key, sim_inbound_stream, sim_outbound_stream
+from app.contracts import (
+    MESSAGES_GROUP,
+    OUTBOX_GROUP,
+    create_store_streams,
+    messages_stream,
+    outbox_stream,
+    sim_device_key,
+    sim_inbound_stream,
+    sim_outbound_stream,
+)
 from app.kit.db import AsyncSessionMaker, transaction
 from app.models import DesiredState, Message, Store, Tenant
 
@@ -253,6 +262,35 @@ async def wait_replies(redis: Redis, store_ids: list[uuid.UUID], count: int, tim
         await asyncio.sleep(0.2)
         seen = await reply_count(redis, store_ids)
     return seen
+
+
+async def settled(redis: Redis, sessionmaker: AsyncSessionMaker, store_ids: list[uuid.UUID]) -> bool:
+    """Nothing left that could still send: no message row in flight (received, queued, pending, sending), and
+    every entry of the stores' message and outbox streams delivered to its consumer and acknowledged. A send
+    needs a pending row, so from here on no reply can go out, twice or at all: the positive signal that tests
+    wait for instead of sleeping "until duplicates would show"."""
+    async with sessionmaker() as session:
+        in_flight = await session.scalar(
+            select(func.count()).where(
+                Message.store_id.in_(store_ids),
+                Message.status.in_(["received", "queued", "pending", "sending"]),
+            )
+        )
+    if in_flight:
+        return False
+    for store_id in store_ids:
+        for stream, group in (
+            (messages_stream(store_id), MESSAGES_GROUP),
+            (outbox_stream(store_id), OUTBOX_GROUP),
+        ):
+            if not await redis.exists(stream):
+                continue
+            info: Any = await redis.xinfo_stream(stream)
+            groups: Any = await redis.xinfo_groups(stream)
+            mine = next((g for g in groups if g["name"] == group), None)
+            if mine is None or mine["pending"] or mine["last-delivered-id"] != info["last-generated-id"]:
+                return False
+    return True
 
 
 async def check(

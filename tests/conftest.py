@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import structlog
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
@@ -39,6 +40,15 @@ _embedded: list[EmbeddedPostgres | EmbeddedRedis] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Plain tracebacks: structlog's default renders each one with rich, locals included, which takes long
+    # enough to starve the event loop when a test's outage makes every retry log one.
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
+        ]
+    )
     if hasattr(config, "workerinput"):
         return  # xdist worker: the controller already set the environment
     if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):

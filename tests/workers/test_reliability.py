@@ -25,6 +25,7 @@ from bench.harness import (
     create_stores,
     inject,
     inject_steady,
+    settled,
     wait_connected,
     wait_replies,
 )
@@ -56,7 +57,7 @@ async def test_every_chat_is_answered_in_order_under_full_load(
     total = STORES * CHATS * PER_CHAT
     await inject(redis, stores, CHATS, PER_CHAT)
     seen = await wait_replies(redis, stores, total, timeout=240)
-    await asyncio.sleep(2)  # anything sent twice would show up now
+    await wait_for(lambda: settled(redis, sessionmaker, stores), timeout=60, what="nothing left to send")
     outcome = await check(redis, sessionmaker, stores, CHATS, PER_CHAT)
     assert outcome.clean, as_dict(outcome)
     assert seen == total and outcome.received == total and outcome.order_violations == 0
@@ -84,7 +85,7 @@ async def test_sigkill_of_a_worker_mid_load_loses_and_repeats_nothing(
     processes.kill("worker-0", signal.SIGKILL)  # mid-load: in-flight handlers die with it
 
     seen = await wait_replies(redis, stores, total, timeout=240)
-    await asyncio.sleep(2)  # anything sent twice would show up now
+    await wait_for(lambda: settled(redis, sessionmaker, stores), timeout=60, what="nothing left to send")
     outcome = await check(redis, sessionmaker, stores, chats, per_chat)
     assert outcome.clean, as_dict(outcome)
     assert seen == total and outcome.received == total
@@ -117,7 +118,7 @@ async def test_session_managers_handing_stores_over_mid_load_send_every_reply_on
     finally:
         load.cancel()
     seen = await wait_replies(redis, stores, total, timeout=120)
-    await asyncio.sleep(2)  # anything sent twice would show up now
+    await wait_for(lambda: settled(redis, sessionmaker, stores), timeout=60, what="nothing left to send")
     outcome = await check(redis, sessionmaker, stores, chats, per_chat)
     assert outcome.clean and outcome.replies_not_sent == 0, as_dict(outcome)
     assert seen == total and outcome.inbound_not_handled == 0
@@ -155,19 +156,14 @@ async def test_sigkill_of_a_session_manager_mid_load_loses_no_inbound_and_sends_
         finally:
             load.cancel()
 
-        async def settled() -> bool:
+        async def all_saved() -> bool:
             async with sessionmaker() as session:
-                open_rows = await session.scalar(
-                    select(func.count()).where(
-                        Message.status.in_(["received", "queued", "pending", "sending"])
-                    )
-                )
                 inbound = await session.scalar(select(func.count()).where(Message.direction == "in"))
-            return open_rows == 0 and inbound == total
+            return inbound == total
 
-        # Every inbound saved, every row final.
-        await wait_for(settled, timeout=120, interval=0.5, what="the load to settle")
-        await asyncio.sleep(3)  # late duplicates would show up now
+        # Every inbound saved, every row final, every stream entry acknowledged: nothing can be sent any more.
+        await wait_for(all_saved, timeout=120, interval=0.5, what="every inbound message saved")
+        await wait_for(lambda: settled(redis, sessionmaker, stores), timeout=60, what="nothing left to send")
         outcome = await check(redis, sessionmaker, stores, chats, per_chat)
         async with sessionmaker() as session:
             interrupted = await session.scalar(

@@ -20,6 +20,7 @@ from tests.sessions.helpers import create_store, fast_settings, running_manager,
 from tests.workers.helpers import customer, inject, running_worker, sent_by_chat
 from workers.dlq import list_dead_letters, replay_dead_letters
 from workers.handler import InboundHandler, InboundRef
+from workers.service import WORKERS_KEY
 
 
 @pytest.fixture
@@ -215,7 +216,11 @@ async def test_stores_created_at_runtime_are_picked_up(
     manager: SessionManager, quick: Settings, sessionmaker: AsyncSessionMaker, redis: Redis, redis_url: str
 ) -> None:
     async with running_worker(quick, sessionmaker, redis, redis_url) as worker:
-        await asyncio.sleep(0.5)
+
+        async def reviewed_once() -> bool:  # its first review (heartbeat) ran: the store below comes later
+            return await redis.zscore(WORKERS_KEY, worker.leases.token) is not None
+
+        await wait_for(reviewed_once, what="the worker's first review")
         store_id = await create_store(sessionmaker, redis, paired_phone="+5493400000004")
         await wait_status(sessionmaker, store_id, "connected")
         await inject(redis, store_id, customer(1), "hola")
