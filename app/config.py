@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     sessions_max_stores: int = Field(
         500,
         ge=1,
-        description="Session manager: most stores one process holds (whatsmeow's limits, DESIGN.md).",
+        description="Session manager: most stores one process holds (whatsmeow's limits, docs/architecture.md).",
     )
     sessions_lease_ttl_seconds: float = Field(
         10,

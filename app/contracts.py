@@ -1,6 +1,6 @@
 """The contracts between the api, session-manager and worker processes: Redis key names and payloads.
 
-All three processes import this module and nothing else of each other; shared/DESIGN.md describes each key.
+All three processes import this module and nothing else of each other; docs/architecture.md describes each key.
 """
 
 from __future__ import annotations

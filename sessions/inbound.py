@@ -1,4 +1,4 @@
-"""Inbound messages: durable in PostgreSQL first, then queued on the store's stream (DESIGN.md invariant 1).
+"""Inbound messages: durable in PostgreSQL first, then queued on the store's stream (docs/architecture.md invariant 1).
 
 Saves are group-committed (app/kit/batching.py): the messages handed over while a commit is in flight are
 written together by the next one, with one statement, and queued with one pipeline. A caller returns only

@@ -4,7 +4,7 @@ The store streams (`messages:store-<id>`) stay Taskiq streams: an entry is a tas
 the way taskiq-redis's `RedisStreamBroker` writes it (`app.contracts.inbound_entry` writes the same), routed
 with the `queue_name` label. Consuming them is not taskiq's: stock taskiq-redis (1.2.4, pinned) keeps start
 order but not completion order, reclaims a dead consumer's entries only after a read returned something, and
-creates groups only at its start-up (shared/DESIGN.md). The worker reads with `app.kit.streams` and runs the
+creates groups only at its start-up (docs/architecture.md). The worker reads with `app.kit.streams` and runs the
 tasks found here in per-chat lanes (`app.kit.lanes`, `workers.receiver`).
 """
 

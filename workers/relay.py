@@ -1,6 +1,6 @@
 """The relay: PostgreSQL rows back onto their Redis streams, for the stores this worker owns.
 
-PostgreSQL is the record and Redis the work queue (shared/DESIGN.md, invariant 1): a row whose stream entry may
+PostgreSQL is the record and Redis the work queue (docs/architecture.md, invariant 1): a row whose stream entry may
 be missing is put on its stream again —
 - inbound rows `received`: committed by the session manager, whose XADD then failed (it set them back);
 - inbound rows `queued` long ago and still not handled: the entry was lost with a Redis that lost its data;

@@ -159,9 +159,6 @@ class Lanes(Generic[T]):
     def lanes(self) -> int:
         return len(self._lanes)
 
-    def buffered(self) -> int:
-        return sum(len(lane.items) for lane in self._lanes.values())
-
     # --- running -------------------------------------------------------------------------------------------
     async def _run_lane(self, key: Key, lane: _Lane[T]) -> None:
         try:

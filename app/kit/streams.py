@@ -1,7 +1,7 @@
 """One consumer of owned Redis streams: the worker's `messages:store-<id>` and the outbox's `outbox:store-<id>`.
 
 A store's stream is read only by the holder of the store's lease, under one stable consumer name, so a new owner
-finds what the previous owner left unacknowledged as its own pending entries (shared/DESIGN.md, invariant 2):
+finds what the previous owner left unacknowledged as its own pending entries (docs/architecture.md, invariant 2):
 - `own` creates the stream's consumer group (`XGROUP CREATE ... MKSTREAM`; the owner, not the API, knows
   groups exist), then the stream's pending entries are replayed page by page (`0`, then after the last id
   read) until none is left; only then does the stream join the one blocking `>` read of every owned stream;

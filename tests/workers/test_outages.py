@@ -1,6 +1,6 @@
 """Servers lost in the middle of a load: a Redis that comes back empty, a PostgreSQL that restarts.
 
-PostgreSQL is the record and Redis the work queue (shared/DESIGN.md, invariant 1): whatever Redis loses, the
+PostgreSQL is the record and Redis the work queue (docs/architecture.md, invariant 1): whatever Redis loses, the
 the relay puts back from PostgreSQL; while PostgreSQL is away, inbound messages stay unacknowledged on the
 (simulated) WhatsApp network, which delivers them again.
 """

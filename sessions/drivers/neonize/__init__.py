@@ -1,7 +1,7 @@
 """The real WhatsApp network, through neonize 0.5.2 (Python bindings over whatsmeow, a Go library).
 
 This package is the only code that imports neonize (tests/foundation/test_layering.py checks it). What it has
-to work around (DESIGN.md, "What we know about neonize 0.5.2", plus what reading neonize's Go side showed) is
+to work around (docs/architecture.md, "neonize 0.5.2", plus what reading neonize's Go side showed) is
 told in full in the module that deals with it:
 
 - `auth_store`: auth state lives in whatsmeow's PostgreSQL store (a client `name` starting with `postgres`,
