@@ -1,0 +1,380 @@
+// The store owner's page: plain JS over the JSON API. The session cookie goes with every same-origin request;
+// writes carry the CSRF token (readable cookie) in X-CSRF-Token.
+"use strict";
+
+const T = JSON.parse(document.getElementById("i18n").textContent);
+const fmt = (key, values) => (T[key] || key).replace(/\{(\w+)\}/g, (_, k) => values[k] ?? "");
+const $ = (id) => document.getElementById(id);
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)mostrador_csrf=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error && body.error.message) || "HTTP " + status);
+    this.status = status;
+    this.details = (body && body.error && body.error.details) || [];
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
+  const response = await fetch(path, {
+    method,
+    headers,
+    credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (response.status === 401 && !path.startsWith("/v1/auth/")) {
+    window.location.assign("/");
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+// A 422's details name fields like "body.name": show each message next to its input.
+function showFieldErrors(form, prefix, error) {
+  form.querySelectorAll(".field-error").forEach((p) => (p.textContent = ""));
+  form.querySelectorAll("[aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
+  let shown = false;
+  for (const detail of error.details || []) {
+    const field = String(detail.field || "").split(".").pop();
+    const input = form.querySelector(`[name="${field}"]`);
+    const slot = input && $(input.id + "-error");
+    if (slot) {
+      slot.textContent = detail.message;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", slot.id);
+      if (!shown) input.focus();
+      shown = true;
+    }
+  }
+  return shown;
+}
+
+function formData(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+function statusText(status) {
+  return T["status_" + status] || status;
+}
+
+function badge(el, status) {
+  el.textContent = statusText(status);
+  el.className = "badge badge-" + status;
+}
+
+// "+5491155550000" -> "+54 9 11 5555-0000" for Argentine mobiles; other numbers keep their digits.
+function prettyPhone(phone) {
+  const m = /^\+549(11)(\d{4})(\d{4})$/.exec(phone || "");
+  return m ? `+54 9 ${m[1]} ${m[2]}-${m[3]}` : phone || "";
+}
+
+let me = null;
+async function loadMe() {
+  me = await api("GET", "/v1/users/me");
+  if (!me.scopes.includes("stores:write")) {
+    document.querySelectorAll("[data-write]").forEach((el) => (el.hidden = true));
+    const note = $("read-only");
+    if (note) note.hidden = false;
+  }
+  return me;
+}
+const canWrite = () => me && me.scopes.includes("stores:write");
+
+// --- home: log in / sign up -------------------------------------------------------------------------------
+async function logIn(email, password) {
+  await api("POST", "/v1/auth/login", { email, password, cookie: true });
+  window.location.assign("/app");
+}
+
+function initHome() {
+  const login = $("login-form");
+  login.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { email, password } = formData(login);
+    $("login-error").textContent = "";
+    try {
+      await logIn(email, password);
+    } catch (error) {
+      $("login-error").textContent = error.status === 401 ? T.wrong_login : error.message;
+    }
+  });
+  const signup = $("signup-form");
+  signup.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = formData(signup);
+    $("signup-error").textContent = "";
+    try {
+      await api("POST", "/v1/auth/signup", data);
+      await logIn(data.email, data.password);
+    } catch (error) {
+      const fields = { business_name: "signup-business", email: "signup-email", password: "signup-password" };
+      let shown = false;
+      signup.querySelectorAll(".field-error").forEach((p) => (p.textContent = ""));
+      for (const detail of error.details || []) {
+        const id = fields[String(detail.field || "").split(".").pop()];
+        if (id) {
+          $(id + "-error").textContent = detail.message;
+          $(id).setAttribute("aria-invalid", "true");
+          shown = true;
+        }
+      }
+      if (!shown) $("signup-error").textContent = error.message || T.error_generic;
+    }
+  });
+}
+
+// --- dashboard ----------------------------------------------------------------------------------------------
+function storeItem(store) {
+  const li = document.createElement("li");
+  li.dataset.storeId = store.id;
+  const a = document.createElement("a");
+  a.href = "/app/stores/" + store.id;
+  a.textContent = store.name;
+  const b = document.createElement("span");
+  badge(b, store.status);
+  li.append(a, " ", b);
+  return li;
+}
+
+async function initDashboard() {
+  await loadMe();
+  const list = $("stores");
+  const refresh = async () => {
+    const page = await api("GET", "/v1/stores?limit=100");
+    list.replaceChildren(...page.items.map(storeItem));
+    $("no-stores").hidden = page.items.length > 0;
+  };
+  await refresh();
+  setInterval(refresh, 3000); // the badges follow the stores' status
+  const form = $("store-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const store = await api("POST", "/v1/stores", formData(form));
+      window.location.assign("/app/stores/" + store.id);
+    } catch (error) {
+      if (!showFieldErrors(form, "store", error)) $("store-name-error").textContent = error.message;
+    }
+  });
+}
+
+// --- store page -----------------------------------------------------------------------------------------
+function initStore() {
+  const root = $("store");
+  const storeId = root.dataset.storeId;
+  const base = "/v1/stores/" + storeId;
+  let expiresAt = null;
+  let status = null;
+
+  const show = (id, visible) => ($(id).hidden = !visible);
+  function problem(text) {
+    $("problem-text").textContent = text;
+    show("problem", Boolean(text));
+    show("retry", Boolean(text) && canWrite());
+  }
+
+  function onStatus(data) {
+    status = data.status;
+    badge($("status-badge"), status);
+    const connected = status === "connected";
+    show("connected", connected);
+    if (connected) $("connected").textContent = fmt("connected_as", { phone: prettyPhone(data.phone_number) });
+    show("qr-box", status === "linking");
+    show("link-button", status === "unlinked" && canWrite());
+    const simLogout = $("sim-logout");
+    if (simLogout) simLogout.hidden = !(connected && canWrite());
+    if (status === "logged_out") problem(T.logged_out);
+    else if (status === "error") {
+      const reason = data.reason || data.status_reason || "";
+      problem(/scan|QR/i.test(reason) ? T.qr_expired : fmt("conn_error", { reason }));
+    } else if (status === "reconnecting") problem(T.reconnecting);
+    else problem("");
+    if (status !== "linking") expiresAt = null;
+  }
+
+  function onQr(data) {
+    expiresAt = new Date(data.expires_at);
+    // The SVG of the current code; the query string only defeats the image cache between codes.
+    $("qr").src = `${base}/qr?format=svg&c=${encodeURIComponent(data.code.slice(-12))}`;
+    $("qr").dataset.code = data.code;
+    show("qr-box", true);
+    tick();
+  }
+
+  function tick() {
+    if (!expiresAt) {
+      $("countdown").textContent = status === "linking" ? T.waiting_qr : "";
+      return;
+    }
+    const left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
+    $("countdown").textContent = fmt("expires_in", { s: left });
+  }
+  setInterval(tick, 1000);
+
+  async function link() {
+    problem("");
+    try {
+      onStatus(await api("POST", base + "/link"));
+    } catch (error) {
+      problem(error.message);
+    }
+  }
+  $("link-button").addEventListener("click", link);
+  $("retry").addEventListener("click", link);
+
+  $("pairing-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    try {
+      const result = await api("POST", base + "/pairing-code", formData(form));
+      $("pairing-code").textContent = result.code;
+      show("pairing-result", true);
+    } catch (error) {
+      if (!showFieldErrors(form, "pairing", error)) $("pairing-phone-error").textContent = error.message;
+    }
+  });
+
+  function listen() {
+    // EventSource sends the session cookie; it reconnects by itself after a dropped connection.
+    const events = new EventSource(base + "/events");
+    events.addEventListener("status", (e) => onStatus(JSON.parse(e.data)));
+    events.addEventListener("qr", (e) => onQr(JSON.parse(e.data)));
+    events.addEventListener("pairing_code", (e) => {
+      const data = JSON.parse(e.data);
+      $("pairing-code").textContent = data.code;
+      show("pairing-result", true);
+    });
+  }
+
+  renderConversations(storeId);
+  setInterval(() => renderConversations(storeId), 2000);
+
+  (async () => {
+    await loadMe();
+    const store = await api("GET", base);
+    $("store-name").textContent = store.name;
+    document.title = store.name + " · Mostrador";
+    onStatus(store);
+    listen();
+    if (root.dataset.simulator === "true") initSimulator(storeId);
+  })();
+}
+
+async function renderConversations(storeId) {
+  let page;
+  try {
+    page = await api("GET", `/web/stores/${storeId}/conversations`);
+  } catch {
+    return;
+  }
+  $("no-conversations").hidden = page.items.length > 0;
+  const items = page.items.map((chat) => {
+    const li = document.createElement("li");
+    li.className = "conversation";
+    const h = document.createElement("h3");
+    h.textContent = chat.customer_name || "+" + chat.chat_jid.split("@")[0];
+    li.append(h);
+    if (chat.bot_paused) {
+      const p = document.createElement("p");
+      p.className = "paused";
+      p.textContent = T.paused + " ";
+      if (canWrite()) {
+        const resume = document.createElement("button");
+        resume.type = "button";
+        resume.textContent = T.resume;
+        resume.addEventListener("click", async () => {
+          await api("PATCH", `/v1/stores/${storeId}/conversations/${chat.id}`, { bot_paused: false });
+          renderConversations(storeId);
+        });
+        p.append(resume);
+      }
+      li.append(p);
+    }
+    const ol = document.createElement("ol");
+    ol.className = "chat";
+    for (const message of chat.messages) {
+      const m = document.createElement("li");
+      m.className = message.direction === "in" ? "from-customer" : "from-store";
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = (message.direction === "in" ? T.customer : T.bot) + ": ";
+      m.append(who, message.text || "");
+      ol.append(m);
+    }
+    li.append(ol);
+    return li;
+  });
+  $("conversations").replaceChildren(...items);
+}
+
+// --- simulated phone ----------------------------------------------------------------------------------------
+function initSimulator(storeId) {
+  const sim = "/v1/sim/stores/" + storeId;
+  const chat = $("sim-chat");
+  const sent = [];
+  $("sim-scan").addEventListener("click", async () => {
+    try {
+      await api("POST", sim + "/scan", {});
+    } catch (error) {
+      $("sim-error").textContent = error.message;
+    }
+  });
+  $("sim-logout").addEventListener("click", () => api("POST", sim + "/fault", { kind: "logout" }));
+  const form = $("sim-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = formData(form);
+    $("sim-error").textContent = "";
+    try {
+      await api("POST", sim + "/inbound", { from: data.from, text: data.text });
+      sent.push({ text: data.text, at: Date.now() });
+      $("sim-text").value = "";
+      poll();
+    } catch (error) {
+      $("sim-error").textContent = error.message;
+    }
+  });
+  async function poll() {
+    const from = $("sim-from").value;
+    let replies = [];
+    try {
+      replies = (await api("GET", `${sim}/outbound?chat=${encodeURIComponent(from)}`)).items;
+    } catch {
+      replies = [];
+    }
+    const lines = [
+      ...sent.map((m) => ({ mine: true, text: m.text, at: m.at })),
+      ...replies.map((r) => ({ mine: false, text: r.text, at: Date.parse(r.timestamp) })),
+    ].sort((a, b) => a.at - b.at);
+    chat.replaceChildren(
+      ...lines.map((line) => {
+        const li = document.createElement("li");
+        li.className = line.mine ? "from-customer" : "from-store";
+        li.textContent = line.text;
+        return li;
+      }),
+    );
+  }
+  setInterval(poll, 1500);
+}
+
+// --- every page -----------------------------------------------------------------------------------------
+document.querySelectorAll("[data-logout]").forEach((button) =>
+  button.addEventListener("click", async () => {
+    await api("POST", "/v1/auth/logout").catch(() => null);
+    window.location.assign("/");
+  }),
+);
+
+const page = document.querySelector("[data-page]");
+if ($("login-form")) initHome();
+else if (page && page.dataset.page === "dashboard") initDashboard();
+else if (page && page.dataset.page === "store") initStore();
