@@ -64,6 +64,14 @@ async def store_page(store_id: str, request: Request, settings: SettingsDep) -> 
     return _page(request, "store.html", store_id=store_id, simulator=simulator)
 
 
+@router.get("/onboard/{token}", response_class=HTMLResponse)
+async def onboarding_page(token: str, request: Request) -> Response:
+    # No login: the token in the path is the credential; the page asks the /v1/onboarding API what it may show.
+    response = _page(request, "onboard.html", token=token)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak to other sites
+    return response
+
+
 @router.get("/web/stores/{store_id}/conversations")
 async def conversations(store_id: str, auth: MessagesRead, session: SessionDep) -> ConversationList:
     return await recent_conversations(session, tenant=auth.tenant, store_id=store_id)

@@ -254,6 +254,35 @@ function initStore() {
     });
   }
 
+  async function renderLinks() {
+    const page = await api("GET", base + "/onboarding-links");
+    $("links").replaceChildren(
+      ...page.items.map((link) => {
+        const li = document.createElement("li");
+        li.textContent = `${T.expires}: ${new Date(link.expires_at).toLocaleString()} `;
+        if (canWrite()) {
+          const revoke = document.createElement("button");
+          revoke.type = "button";
+          revoke.className = "secondary";
+          revoke.textContent = T.revoke;
+          revoke.addEventListener("click", async () => {
+            await api("DELETE", `${base}/onboarding-links/${link.id}`);
+            renderLinks();
+          });
+          li.append(revoke);
+        }
+        return li;
+      }),
+    );
+  }
+  $("new-link").addEventListener("click", async () => {
+    const created = await api("POST", base + "/onboarding-links", {});
+    $("link-url").href = created.url;
+    $("link-url").textContent = created.url;
+    show("link-created", true);
+    renderLinks();
+  });
+
   renderConversations(storeId);
   setInterval(() => renderConversations(storeId), 2000);
 
@@ -264,6 +293,7 @@ function initStore() {
     document.title = store.name + " · Mostrador";
     onStatus(store);
     listen();
+    renderLinks();
     if (root.dataset.simulator === "true") initSimulator(storeId);
   })();
 }
@@ -366,6 +396,75 @@ function initSimulator(storeId) {
   setInterval(poll, 1500);
 }
 
+// --- onboarding link page (no login: the token in the path is the credential) -------------------------------
+function initOnboard() {
+  const base = "/v1/onboarding/" + $("onboard").dataset.token;
+  let expiresAt = null;
+  let events = null;
+  const show = (id, visible) => ($(id).hidden = !visible);
+  function gone(doneInstead) {
+    // Expired, revoked or already used: no QR code, ever again, on this page.
+    if (events) events.close();
+    show("link-section", false);
+    $("qr").removeAttribute("src");
+    show(doneInstead ? "onboard-done" : "onboard-gone", true);
+  }
+  function onStatus(data) {
+    if (data.status === "connected") return gone(true);
+    show("link-section", true);
+    show("qr-box", data.status === "linking");
+    show("link-button", data.status === "unlinked");
+    const problem = data.status === "logged_out" ? T.logged_out
+      : data.status === "error" ? (/scan|QR/i.test(data.reason || data.status_reason || "") ? T.qr_expired
+        : fmt("conn_error", { reason: data.reason || data.status_reason || "" }))
+      : "";
+    $("problem-text").textContent = problem;
+    show("problem", Boolean(problem));
+  }
+  setInterval(() => {
+    if (expiresAt) {
+      const left = Math.max(0, Math.round((expiresAt - Date.now()) / 1000));
+      $("countdown").textContent = fmt("expires_in", { s: left });
+    }
+  }, 1000);
+  async function link() {
+    try {
+      onStatus(await api("POST", base + "/link"));
+    } catch (error) {
+      if (error.status === 404) gone(false);
+    }
+  }
+  $("link-button").addEventListener("click", link);
+  $("retry").addEventListener("click", link);
+  (async () => {
+    let state;
+    try {
+      state = await api("GET", base);
+    } catch (error) {
+      return gone(false);
+    }
+    if (state.store_name) $("onboard-title").textContent = fmt("onboard_title", { store: state.store_name });
+    onStatus(state);
+    if (state.status === "connected") return;
+    events = new EventSource(base + "/events");
+    events.addEventListener("status", (e) => onStatus(JSON.parse(e.data)));
+    events.addEventListener("qr", (e) => {
+      const data = JSON.parse(e.data);
+      expiresAt = new Date(data.expires_at);
+      $("qr").src = `${base}/qr?format=svg&c=${encodeURIComponent(data.code.slice(-12))}`;
+      show("qr-box", true);
+    });
+    // A link revoked or expired while open: the stream ends and its reconnects get a 404.
+    events.addEventListener("error", async () => {
+      try {
+        await api("GET", base);
+      } catch (error) {
+        if (error.status === 404) gone(false);
+      }
+    });
+  })();
+}
+
 // --- every page -----------------------------------------------------------------------------------------
 document.querySelectorAll("[data-logout]").forEach((button) =>
   button.addEventListener("click", async () => {
@@ -378,3 +477,4 @@ const page = document.querySelector("[data-page]");
 if ($("login-form")) initHome();
 else if (page && page.dataset.page === "dashboard") initDashboard();
 else if (page && page.dataset.page === "store") initStore();
+else if (page && page.dataset.page === "onboard") initOnboard();
