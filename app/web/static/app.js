@@ -283,6 +283,7 @@ function initStore() {
     renderLinks();
   });
 
+  initBotForm(base);
   renderConversations(storeId);
   setInterval(() => renderConversations(storeId), 2000);
 
@@ -296,6 +297,85 @@ function initStore() {
     renderLinks();
     if (root.dataset.simulator === "true") initSimulator(storeId);
   })();
+}
+
+// --- bot set-up ---------------------------------------------------------------------------------------------
+// Examples for a kind the store does not use yet; the fields besides language and greeting go in the JSON box.
+const BOT_EXAMPLES = {
+  echo: {},
+  menu: {
+    options: [
+      { title: "Horarios", keywords: ["horario"], answer: "Abrimos de 9 a 18." },
+      { title: "Hablar con una persona", handoff: true },
+    ],
+  },
+  booking: {
+    services: [{ name: "Corte", duration_minutes: 30 }],
+    opening_hours: { mon: [["09:00", "13:00"]], tue: [["09:00", "13:00"]] },
+  },
+  orders: { catalog: [{ id: "1", name: "Medialuna", price_cents: 50000 }] },
+};
+const OWN_FIELDS = ["language", "greeting"];
+
+async function initBotForm(base) {
+  const form = $("bot-form");
+  const kind = $("bot-kind");
+  let current = await api("GET", base + "/bot");
+  function fill(config) {
+    $("bot-language").value = config.language || "es";
+    $("bot-greeting").value = config.greeting || "";
+    const details = Object.fromEntries(Object.entries(config).filter(([k]) => !OWN_FIELDS.includes(k)));
+    $("bot-details").value = Object.keys(details).length ? JSON.stringify(details, null, 2) : "";
+    $("bot-settings").hidden = kind.value === "echo";
+  }
+  kind.value = current.kind;
+  fill(current.config);
+  kind.addEventListener("change", () => {
+    fill(kind.value === current.kind ? current.config : BOT_EXAMPLES[kind.value]);
+    $("bot-saved").textContent = "";
+  });
+  if (!canWrite()) form.querySelectorAll("select, textarea").forEach((el) => (el.disabled = true));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("bot-saved").textContent = "";
+    form.querySelectorAll(".field-error").forEach((p) => (p.textContent = ""));
+    form.querySelectorAll("[aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
+    const fail = (id, message) => {
+      const slot = $(id + "-error");
+      slot.textContent = slot.textContent ? slot.textContent + " " + message : message;
+      $(id).setAttribute("aria-invalid", "true");
+      $(id).setAttribute("aria-describedby", (id === "bot-details" ? "bot-details-hint " : "") + slot.id);
+    };
+    let config = {};
+    if (kind.value !== "echo") {
+      try {
+        config = $("bot-details").value.trim() ? JSON.parse($("bot-details").value) : {};
+      } catch (error) {
+        fail("bot-details", fmt("bot_bad_json", { error: error.message }));
+        $("bot-details").focus();
+        return;
+      }
+      config.language = $("bot-language").value;
+      const greeting = $("bot-greeting").value.trim();
+      if (greeting) config.greeting = greeting;
+    }
+    try {
+      current = await api("PUT", base + "/bot", { kind: kind.value, config });
+      fill(current.config);
+      $("bot-saved").textContent = T.saved;
+    } catch (error) {
+      // "body.config.greeting" goes next to the greeting; "body.config.options.0.title" next to the JSON.
+      for (const detail of error.details || []) {
+        const path = String(detail.field || "").split(".").slice(2);
+        const id = path[0] === "language" || path[0] === "greeting" ? "bot-" + path[0]
+          : String(detail.field).startsWith("body.kind") ? "bot-kind" : "bot-details";
+        fail(id, id === "bot-details" && path.length ? `${path.join(".")}: ${detail.message}` : detail.message);
+      }
+      if (!(error.details || []).length) fail("bot-details", error.message);
+      const first = form.querySelector("[aria-invalid]");
+      if (first) first.focus();
+    }
+  });
 }
 
 async function renderConversations(storeId) {
