@@ -72,6 +72,12 @@ async def onboarding_page(token: str, request: Request) -> Response:
     return response
 
 
+@router.get("/invite", response_class=HTMLResponse)
+async def invite_page(request: Request) -> Response:
+    # The invite's token is in the URL's fragment: the browser never sends it here, the page's script reads it.
+    return _page(request, "invite.html")
+
+
 @router.get("/web/stores/{store_id}/conversations")
 async def conversations(store_id: str, auth: MessagesRead, session: SessionDep) -> ConversationList:
     return await recent_conversations(session, tenant=auth.tenant, store_id=store_id)

@@ -154,6 +154,8 @@ async function initDashboard() {
   };
   await refresh();
   setInterval(refresh, 3000); // the badges follow the stores' status
+  if (me.scopes.includes("api_keys:read")) initKeys();
+  if (me.scopes.includes("members:write")) initTeam();
   const form = $("store-form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -164,6 +166,81 @@ async function initDashboard() {
       if (!showFieldErrors(form, "store", error)) $("store-name-error").textContent = error.message;
     }
   });
+}
+
+function removable(text, label, onRemove) {
+  const li = document.createElement("li");
+  li.textContent = text + " ";
+  if (onRemove) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary";
+    button.textContent = label;
+    button.setAttribute("aria-label", `${label}: ${text}`);
+    button.addEventListener("click", onRemove);
+    li.append(button);
+  }
+  return li;
+}
+
+async function initKeys() {
+  $("keys-section").hidden = false;
+  const writable = me.scopes.includes("api_keys:write");
+  const render = async () => {
+    const page = await api("GET", "/v1/api-keys");
+    $("keys").replaceChildren(
+      ...page.items.map((key) =>
+        removable(`${key.name} (mst_${key.prefix}_…)`, T.revoke, writable && (async () => {
+          await api("DELETE", "/v1/api-keys/" + key.id);
+          render();
+        })),
+      ),
+    );
+  };
+  const form = $("key-form");
+  form.hidden = !writable;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const created = await api("POST", "/v1/api-keys", formData(form));
+      $("key-value").textContent = created.key;
+      $("key-created").hidden = false;
+      form.reset();
+      render();
+    } catch (error) {
+      if (!showFieldErrors(form, "key", error)) $("key-name-error").textContent = error.message;
+    }
+  });
+  render();
+}
+
+async function initTeam() {
+  $("team-section").hidden = false;
+  const render = async () => {
+    const page = await api("GET", "/v1/invites");
+    $("invites").replaceChildren(
+      ...page.items.map((invite) =>
+        removable(`${invite.email} (${T["role_" + invite.role] || invite.role})`, T.cancel_invite, async () => {
+          await api("DELETE", "/v1/invites/" + invite.id);
+          render();
+        }),
+      ),
+    );
+  };
+  const form = $("invite-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const created = await api("POST", "/v1/invites", formData(form));
+      $("invite-url").textContent = created.url;
+      $("invite-created").hidden = false;
+      form.reset();
+      render();
+    } catch (error) {
+      if (!showFieldErrors(form, "invite", error)) $("invite-email-error").textContent = error.message;
+    }
+  });
+  render();
 }
 
 // --- store page -----------------------------------------------------------------------------------------
@@ -545,6 +622,30 @@ function initOnboard() {
   })();
 }
 
+// --- invite acceptance --------------------------------------------------------------------------------------
+function initInvite() {
+  const form = $("accept-form");
+  const token = decodeURIComponent(window.location.hash.slice(1));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = formData(form);
+    $("accept-error").textContent = "";
+    try {
+      await api("POST", "/v1/invites/accept", { token, password: data.password });
+    } catch (error) {
+      if (!showFieldErrors(form, "accept", error)) {
+        $("accept-error").textContent = error.status === 404 ? T.invite_gone : error.message;
+      }
+      return;
+    }
+    try {
+      await logIn(data.email, data.password);
+    } catch {
+      window.location.assign("/");
+    }
+  });
+}
+
 // --- every page -----------------------------------------------------------------------------------------
 document.querySelectorAll("[data-logout]").forEach((button) =>
   button.addEventListener("click", async () => {
@@ -558,3 +659,4 @@ if ($("login-form")) initHome();
 else if (page && page.dataset.page === "dashboard") initDashboard();
 else if (page && page.dataset.page === "store") initStore();
 else if (page && page.dataset.page === "onboard") initOnboard();
+else if (page && page.dataset.page === "invite") initInvite();
