@@ -23,8 +23,6 @@ from playwright.sync_api import Page
 from mostrador import as_root
 from mostrador.embedded import free_port
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = Path(os.environ.get("MOSTRADOR_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / ".tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"

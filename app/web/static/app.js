@@ -252,10 +252,10 @@ function initStore() {
   let status = null;
 
   const show = (id, visible) => ($(id).hidden = !visible);
-  function problem(text) {
+  function problem(text, retry = true) {
     $("problem-text").textContent = text;
     show("problem", Boolean(text));
-    show("retry", Boolean(text) && canWrite());
+    show("retry", Boolean(text) && retry && canWrite());
   }
 
   function onStatus(data) {
@@ -272,7 +272,7 @@ function initStore() {
     else if (status === "error") {
       const reason = data.reason || data.status_reason || "";
       problem(/scan|QR/i.test(reason) ? T.qr_expired : fmt("conn_error", { reason }));
-    } else if (status === "reconnecting") problem(T.reconnecting);
+    } else if (status === "reconnecting") problem(T.reconnecting, false); // it retries by itself
     else problem("");
     if (status !== "linking") expiresAt = null;
   }
