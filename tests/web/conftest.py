@@ -12,13 +12,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.async_api import Browser, Page, async_playwright
 
 from mostrador import as_root
 from mostrador.embedded import free_port
@@ -34,9 +33,22 @@ QR_NEXT_SECONDS = 6
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+async def browser() -> AsyncIterator[Browser]:
+    # Playwright's async API: its sync API keeps an event loop running in the main thread, which breaks every
+    # pytest-asyncio fixture and test after it in the same run.
     assert CHROMIUM.exists(), f"the browser tests need Chromium at {CHROMIUM}: ./dev test installs it"
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": ["--no-sandbox"]}
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context()
+    page = await context.new_page()
+    yield page
+    await context.close()
 
 
 @pytest.fixture(scope="session")
@@ -118,20 +130,20 @@ def owner(server: str) -> Iterator[Owner]:
     owner.http.close()
 
 
-def log_in(page: Page, base: str, email: str, password: str = PASSWORD) -> None:
+async def log_in(page: Page, base: str, email: str, password: str = PASSWORD) -> None:
     """Through the page's own form, as a person would."""
-    page.goto(f"{base}/?lang=en")
-    page.get_by_label("Email").first.fill(email)
-    page.locator("#login-password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base}/app")
+    await page.goto(f"{base}/?lang=en")
+    await page.get_by_label("Email").first.fill(email)
+    await page.locator("#login-password").fill(password)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(f"{base}/app")
 
 
-def check_accessibility(page: Page, name: str) -> None:
+async def check_accessibility(page: Page, name: str) -> None:
     """axe-core (from npm, installed by ./dev into .tools/axe) in the page: no serious or critical violation."""
     assert AXE.exists(), f"axe-core is missing at {AXE}: ./dev test installs it"
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     bad = [
         f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
         for v in result["violations"]
@@ -140,8 +152,8 @@ def check_accessibility(page: Page, name: str) -> None:
     assert not bad, f"{name}: " + "; ".join(bad)
 
 
-def screenshot(page: Page, name: str) -> Path:
+async def screenshot(page: Page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=True)
     return path

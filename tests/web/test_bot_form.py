@@ -5,44 +5,44 @@ from __future__ import annotations
 import json
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.async_api import Page, expect
 
 from tests.web.conftest import Owner, check_accessibility, log_in, screenshot
 
 pytestmark = pytest.mark.slow
 
 
-def test_bot_form_shows_errors_by_field_then_saves(page: Page, server: str, owner: Owner) -> None:
+async def test_bot_form_shows_errors_by_field_then_saves(page: Page, server: str, owner: Owner) -> None:
     store_id = owner.store()
-    log_in(page, server, owner.email)
-    page.goto(f"{server}/app/stores/{store_id}")
+    await log_in(page, server, owner.email)
+    await page.goto(f"{server}/app/stores/{store_id}")
     kind = page.get_by_label("Kind of bot")
-    expect(kind).to_have_value("echo")
-    kind.select_option("menu")
+    await expect(kind).to_have_value("echo")
+    await kind.select_option("menu")
     details = page.get_by_label("Options, services or catalog (JSON)")
-    expect(details).to_contain_text("Horarios")  # an example to start from
+    await expect(details).to_contain_text("Horarios")  # an example to start from
     save = page.get_by_role("button", name="Save")
 
-    save.click()  # a menu needs a greeting
-    expect(page.locator("#bot-greeting-error")).to_contain_text("required")
-    expect(page.get_by_label("Greeting")).to_have_attribute("aria-invalid", "true")
-    expect(page.get_by_label("Greeting")).to_be_focused()
+    await save.click()  # a menu needs a greeting
+    await expect(page.locator("#bot-greeting-error")).to_contain_text("required")
+    await expect(page.get_by_label("Greeting")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_label("Greeting")).to_be_focused()
 
-    page.get_by_label("Greeting").fill("¡Hola! Somos el Kiosco.")
-    details.fill("{not json")
-    save.click()
-    expect(page.locator("#bot-details-error")).to_contain_text("Not valid JSON")
+    await page.get_by_label("Greeting").fill("¡Hola! Somos el Kiosco.")
+    await details.fill("{not json")
+    await save.click()
+    await expect(page.locator("#bot-details-error")).to_contain_text("Not valid JSON")
 
-    details.fill(json.dumps({"options": [{"title": "Horarios"}]}))  # leads nowhere
-    save.click()
-    expect(page.locator("#bot-details-error")).to_contain_text("options.0")
-    expect(page.locator("#bot-greeting-error")).to_be_empty()
-    screenshot(page, "bot-form-error")
-    check_accessibility(page, "bot-form-error")
+    await details.fill(json.dumps({"options": [{"title": "Horarios"}]}))  # leads nowhere
+    await save.click()
+    await expect(page.locator("#bot-details-error")).to_contain_text("options.0")
+    await expect(page.locator("#bot-greeting-error")).to_be_empty()
+    await screenshot(page, "bot-form-error")
+    await check_accessibility(page, "bot-form-error")
 
-    details.fill(json.dumps({"options": [{"title": "Horarios", "answer": "De 9 a 18."}]}))
-    save.click()
-    expect(page.locator("#bot-saved")).to_have_text("Saved. It applies from the next message.")
+    await details.fill(json.dumps({"options": [{"title": "Horarios", "answer": "De 9 a 18."}]}))
+    await save.click()
+    await expect(page.locator("#bot-saved")).to_have_text("Saved. It applies from the next message.")
     bot = owner.http.get(f"/v1/stores/{store_id}/bot").json()
     assert bot["kind"] == "menu"
     assert bot["config"]["greeting"] == "¡Hola! Somos el Kiosco."

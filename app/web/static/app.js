@@ -268,6 +268,8 @@ function initStore() {
     show("link-button", status === "unlinked" && canWrite());
     const simLogout = $("sim-logout");
     if (simLogout) simLogout.hidden = !(connected && canWrite());
+    const simScan = $("sim-scan");
+    if (simScan) simScan.hidden = !(status === "linking" && canWrite()); // only a showing code can be scanned
     if (status === "logged_out") problem(T.logged_out);
     else if (status === "error") {
       const reason = data.reason || data.status_reason || "";
