@@ -225,7 +225,11 @@ async def test_usable_at_360_px(browser: Browser, server: str, owner: Owner) -> 
     box = await page.locator("#qr").bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
     await screenshot(page, "store-360px")
-    # Keyboard: the first Tab reaches the skip link, and it moves focus to the content.
+    # Keyboard: on a fresh page the first Tab reaches the skip link, and it moves focus to the content.
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Kiosco de la esquina con un nombre largo")).to_be_visible()
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.className") == "skip"
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "main"
     await context.close()

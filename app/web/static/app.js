@@ -362,7 +362,6 @@ function initStore() {
     renderLinks();
   });
 
-  initBotForm(base);
   renderConversations(storeId);
   setInterval(() => renderConversations(storeId), 2000);
 
@@ -374,6 +373,7 @@ function initStore() {
     onStatus(store);
     listen();
     renderLinks();
+    initBotForm(base); // after loadMe: whether the form may be changed depends on the role
     if (root.dataset.simulator === "true") initSimulator(storeId);
   })();
 }
@@ -413,7 +413,8 @@ async function initBotForm(base) {
     fill(kind.value === current.kind ? current.config : BOT_EXAMPLES[kind.value]);
     $("bot-saved").textContent = "";
   });
-  if (!canWrite()) form.querySelectorAll("select, textarea").forEach((el) => (el.disabled = true));
+  // The kind stays disabled (as rendered) until the store's bot is loaded, and for a role that cannot change it.
+  form.querySelectorAll("select, textarea").forEach((el) => (el.disabled = !canWrite()));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     $("bot-saved").textContent = "";
