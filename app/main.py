@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app.api_keys.endpoints import router as api_keys_router
 from app.auth.endpoints import router as auth_router
@@ -23,6 +24,8 @@ from app.sim.endpoints import router as sim_router
 from app.state import AppState
 from app.stores.endpoints import router as stores_router
 from app.users.endpoints import router as users_router
+from app.web.endpoints import STATIC_DIR
+from app.web.endpoints import router as web_router
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -69,4 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.whatsapp_driver is WhatsAppDriver.simulator:
         # The simulator's controls would let anyone fake customers and phones: never on the real network.
         app.include_router(sim_router)
+    # The store owner's page: HTML routes outside the OpenAPI document, and its CSS/JS.
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

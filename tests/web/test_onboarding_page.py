@@ -1,0 +1,78 @@
+"""The onboarding link page: opens without login, shows the QR code, and no QR code once revoked or used."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.async_api import Browser, expect
+
+from tests.web.conftest import Owner, check_accessibility, log_in, screenshot
+from tests.web.test_store_page import shown_code_is_current
+
+pytestmark = pytest.mark.slow
+
+
+def _link(owner: Owner, store_id: str) -> dict[str, str]:
+    response = owner.http.post(f"/v1/stores/{store_id}/onboarding-links", json={})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_link_page_opens_without_login_and_ends_when_connected(
+    browser: Browser, server: str, owner: Owner
+) -> None:
+    store_id = owner.store("Ferretería Norte")
+    link = _link(owner, store_id)
+    context = await browser.new_context()  # no cookie: nobody is signed in
+    page = await context.new_page()
+    await page.goto(link["url"] + "?lang=en")
+    await expect(page.get_by_role("heading", name="Link Ferretería Norte's WhatsApp")).to_be_visible()
+    await page.get_by_role("button", name="Link WhatsApp").click()
+    await expect(page.locator("#qr-box")).to_be_visible()
+    await shown_code_is_current(page, owner, store_id, "onboard-qr")
+    await check_accessibility(page, "onboard")
+    await screenshot(page, "onboard-linking")
+
+    scanned = owner.http.post(f"/v1/sim/stores/{store_id}/scan", json={})
+    assert scanned.status_code == 202, scanned.text
+    await expect(page.get_by_text("Done! The store's WhatsApp is linked.")).to_be_visible(timeout=5000)
+    await expect(page.locator("#qr")).to_be_hidden()
+    await page.reload()  # used up: the page shows the outcome and never a code again
+    await expect(page.get_by_text("Done! The store's WhatsApp is linked.")).to_be_visible()
+    await expect(page.locator("#qr")).to_be_hidden()
+    assert httpx.get(f"{server}/v1/onboarding/{link['url'].rsplit('/', 1)[1]}/qr").status_code == 404
+    await context.close()
+
+
+async def test_revoked_link_shows_no_qr(browser: Browser, server: str, owner: Owner) -> None:
+    store_id = owner.store()
+    link = _link(owner, store_id)
+    assert owner.http.delete(f"/v1/stores/{store_id}/onboarding-links/{link['id']}").status_code == 204
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(link["url"] + "?lang=en")
+    await expect(page.get_by_text("This link no longer works: it expired or was revoked.")).to_be_visible()
+    await expect(page.locator("#qr")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Link WhatsApp")).to_have_count(0)
+    await check_accessibility(page, "onboard-gone")
+    await screenshot(page, "onboard-revoked")
+    await context.close()
+
+
+async def test_owner_makes_and_revokes_links_on_the_store_page(
+    browser: Browser, server: str, owner: Owner
+) -> None:
+    store_id = owner.store()
+    context = await browser.new_context()
+    page = await context.new_page()
+    await log_in(page, server, owner.email)
+    await page.goto(f"{server}/app/stores/{store_id}")
+    await page.get_by_role("button", name="Create a link").click()
+    url = page.locator("#link-url")
+    await expect(url).to_contain_text("/onboard/")
+    await expect(page.locator("#links li")).to_have_count(1)
+    await page.get_by_role("button", name="Revoke").click()
+    await expect(page.locator("#links li")).to_have_count(0)
+    token = ((await url.text_content()) or "").rsplit("/", 1)[1]
+    assert httpx.get(f"{server}/v1/onboarding/{token}").status_code == 404
+    await context.close()
