@@ -94,12 +94,17 @@ class MessageRepository(TenantScopedRepository[Message]):
             .join(Conversation, Conversation.id == Message.conversation_id)
         )
 
+    def page_statement(
+        self, store_id: uuid.UUID, filters: MessageFilters, *, limit: int, cursor: str | None
+    ) -> Select[Message, str]:
+        statement = self._with_chat().where(*filters.clauses(store_id))
+        return MESSAGE_ORDER.apply(statement, limit=limit, cursor=cursor)
+
     async def list_page(
         self, store_id: uuid.UUID, filters: MessageFilters, *, limit: int, cursor: str | None
     ) -> tuple[list[tuple[Message, str]], str | None]:
         """Each message with its chat's JID, newest first."""
-        statement = self._with_chat().where(*filters.clauses(store_id))
-        statement = MESSAGE_ORDER.apply(statement, limit=limit, cursor=cursor)
+        statement = self.page_statement(store_id, filters, limit=limit, cursor=cursor)
         rows = [(row[0], row[1]) for row in await self.session.execute(statement)]
         return MESSAGE_ORDER.page(rows, limit=limit, key=lambda row: (row[0].created_at, row[0].id))
 
