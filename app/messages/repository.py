@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.kit.pagination import Keyset
 from app.kit.repository import TenantScopedRepository
@@ -38,9 +39,9 @@ class MessageFilters:
         clauses: list[ColumnElement[bool]] = [Message.store_id == store_id]
         if self.chat_jid is not None:
             # One conversation per (store, chat): the chat's own index then serves the page.
-            conversation = select(Conversation.id).where(
-                Conversation.store_id == store_id, Conversation.chat_jid == self.chat_jid
-            )
+            # An alias: the statement joins `conversations` too, and this must not correlate to that.
+            chat = aliased(Conversation)
+            conversation = select(chat.id).where(chat.store_id == store_id, chat.chat_jid == self.chat_jid)
             clauses.append(Message.conversation_id == conversation.scalar_subquery())
         if self.direction is not None:
             clauses.append(Message.direction == self.direction)

@@ -188,12 +188,13 @@ async def test_pages_neither_skip_nor_repeat_while_messages_arrive(
             break
     assert len(existing) == 600
 
-    stop = asyncio.Event()
+    stop, arrived = asyncio.Event(), asyncio.Event()
     inserted: list[uuid.UUID] = []
 
     async def keep_inserting(chat: uuid.UUID) -> None:
         while not stop.is_set():
             inserted.append(await add_message(sessionmaker, store_id, chat, text="nuevo"))
+            arrived.set()
 
     writers = [asyncio.create_task(keep_inserting(chat)) for chat in chats for _ in range(2)]
     seen: list[str] = []
@@ -204,12 +205,13 @@ async def test_pages_neither_skip_nor_repeat_while_messages_arrive(
         moments += [(item["created_at"], item["id"]) for item in page["items"]]
         if page["next_cursor"] is None:
             break
-        await asyncio.sleep(0.01)  # let the writers commit between two page reads
+        arrived.clear()
+        await asyncio.wait_for(arrived.wait(), 10)  # a new message committed between two page reads
         page = await messages(client, store_id, limit=37, cursor=page["next_cursor"])
     stop.set()
     await asyncio.gather(*writers)
 
-    assert len(inserted) > 20  # messages really arrived while the pages were read
+    assert len(inserted) >= 17  # messages really arrived between every two of the 17 page reads
     assert len(seen) == len(set(seen))  # nothing repeated
     assert existing <= set(seen)  # nothing that existed before the first page was skipped
     assert set(seen) - existing <= {str(i) for i in inserted}
