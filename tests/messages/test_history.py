@@ -211,7 +211,7 @@ async def test_pages_neither_skip_nor_repeat_while_messages_arrive(
     stop.set()
     await asyncio.gather(*writers)
 
-    assert len(inserted) >= 17  # messages really arrived between every two of the 17 page reads
+    assert len(inserted) >= 16  # messages really arrived between every two of the 17 page reads
     assert len(seen) == len(set(seen))  # nothing repeated
     assert existing <= set(seen)  # nothing that existed before the first page was skipped
     assert set(seen) - existing <= {str(i) for i in inserted}
