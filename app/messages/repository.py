@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from app.kit.pagination import Keyset
 from app.kit.repository import TenantScopedRepository
 from app.models import Conversation, Direction, Message, MessageStatus, Store
+from app.models.message import SEARCH_VECTOR
 
 # Newest first on (created_at, id): the index `ix_messages_store_created` (store_id, created_at, id) that the
 # inbound insert already maintains serves it, and `ix_messages_conversation_created` serves a chat's history.
@@ -21,8 +22,6 @@ MESSAGE_ORDER = Keyset((Message.created_at, Message.id), descending=True)
 EXPORT_ORDER = (Message.created_at.asc(), Message.id.asc())
 
 _SPANISH: ColumnElement[Any] = literal_column("'spanish'::regconfig")
-# Exactly the expression of `ix_messages_text_search` (migration 0007): any other spelling is not indexed.
-SEARCH_VECTOR = func.to_tsvector(_SPANISH, func.mostrador_unaccent(Message.text))
 
 
 @dataclass(frozen=True)
