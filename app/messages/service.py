@@ -88,9 +88,8 @@ class MessageService:
                 for message, jid in partition:
                     item = MessageRead.of(message, jid)
                     lines.append(_csv_row(item) if format == "csv" else item.model_dump_json() + "\n")
-                # The ORM objects of a batch are not kept: the identity map holds them weakly, and nothing
-                # else refers to them once the batch is written.
-                session.expunge_all()
+                # Nothing keeps a batch's ORM objects once its lines are built: the session's identity map
+                # holds them weakly, so memory stays one batch deep (expunging would break the open result).
                 yield "".join(lines)
 
     async def stats(

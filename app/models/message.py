@@ -83,6 +83,14 @@ class Message(IdMixin, TimestampMixin, Base):
             "seq",
             postgresql_where=text("status IN ('received', 'queued', 'pending', 'sending')"),
         ),
+        # Full-text search of the history, Spanish stemming, accents ignored (migration 0007 creates the function
+        # and explains why it is needed); partial: only rows with a text. Spelled as SEARCH_VECTOR below.
+        Index(
+            "ix_messages_text_search",
+            text("to_tsvector('spanish'::regconfig, mostrador_unaccent(text))"),
+            postgresql_using="gin",
+            postgresql_where=text("text IS NOT NULL"),
+        ),
     )
 
     # Insertion order inside the database: orders a chat's messages for the watermark. Never exposed. Unique by
@@ -105,14 +113,7 @@ class Message(IdMixin, TimestampMixin, Base):
     reply_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
 
 
-# Full-text search of the history, Spanish stemming, accents ignored (migration 0007 creates the function; the
-# history's queries use this very expression, or the planner does not pick the index). Partial: rows with a text.
+# The history's search queries use this very expression (the index's), or the planner does not pick the index.
 SEARCH_VECTOR: ColumnElement[Any] = func.to_tsvector(
     literal_column("'spanish'::regconfig"), func.mostrador_unaccent(Message.text)
-)
-Index(
-    "ix_messages_text_search",
-    SEARCH_VECTOR,
-    postgresql_using="gin",
-    postgresql_where=Message.text.is_not(None),
 )

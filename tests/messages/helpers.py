@@ -67,7 +67,7 @@ BULK_INSERT = text(
     INSERT INTO messages (id, store_id, conversation_id, direction, wa_id, sender_jid, type, text, status,
                           attempts, created_at, updated_at)
     SELECT gen_random_uuid(), :store_id, :conversation_id, 'in', 'bulk-' || :tag || '-' || n, :sender, 'text',
-           :text || ' ' || n, 'handled', 0, :start + n * interval '1 second', now()
+           :text || ' ' || n, 'handled', 0, CAST(:start AS timestamptz) + n * interval '1 second', now()
     FROM generate_series(1, :count) AS n
     """
 )
