@@ -30,6 +30,7 @@ from app.conversations.repository import ConversationRepository
 from app.kit.db import AsyncSessionMaker, create_engine, create_sessionmaker
 from app.kit.pagination import encode_cursor
 from app.messages.repository import MessageFilters, MessageRepository
+from app.models import Store, Tenant
 from bench.common import bench_servers
 
 CHATS_PER_STORE = 200
@@ -113,18 +114,18 @@ COMMON_WORD, RARE_WORD = "pedido", "limon"  # `limon` without its accent: it mus
 
 
 async def _setup(engine: AsyncEngine, messages: int, stores: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    tenant_id = uuid.uuid4()
-    store_ids = [uuid.uuid4() for _ in range(stores)]
     async with engine.begin() as conn:
         await conn.execute(text("TRUNCATE tenants CASCADE"))
-        await conn.execute(text("INSERT INTO tenants (id, name) VALUES (:id, 'bench')"), {"id": tenant_id})
-        await conn.execute(
-            text(
-                "INSERT INTO stores (id, tenant_id, name, desired_state, status, settings)"
-                " SELECT s, :tenant, 'store', 'unlinked', 'unlinked', '{}' FROM unnest(CAST(:ids AS uuid[])) AS s"
-            ),
-            {"tenant": tenant_id, "ids": store_ids},
-        )
+    # The tenant and its stores through the ORM (their columns' defaults); the rows that count in bulk, in SQL.
+    async with create_sessionmaker(engine)() as session, session.begin():
+        tenant = Tenant(name="bench")
+        session.add(tenant)
+        await session.flush()
+        made = [Store(tenant_id=tenant.id, name=f"store {i}") for i in range(stores)]
+        session.add_all(made)
+        await session.flush()
+        tenant_id, store_ids = tenant.id, [store.id for store in made]
+    async with engine.begin() as conn:
         await conn.execute(
             text(
                 "INSERT INTO conversations (id, store_id, chat_jid, bot_state, handled_seq, bot_paused)"
@@ -153,12 +154,16 @@ async def _setup(engine: AsyncEngine, messages: int, stores: int) -> tuple[uuid.
                                           status, attempts, created_at, updated_at)
                     SELECT gen_random_uuid(), c.store_id, c.id, CASE WHEN n % 3 = 0 THEN 'out' ELSE 'in' END,
                            'b-' || n, NULL, 'text',
-                           (SELECT string_agg(w[1 + floor(power(random(), 2) * array_length(w, 1))::int], ' ')
-                              FROM generate_series(1, 3 + n % 9)),
+                           (SELECT string_agg(pick.word, ' ')
+                              FROM generate_series(1, 3 + n % 9) AS i
+                              CROSS JOIN LATERAL (
+                                SELECT w[1 + floor(power(random(), 2) * array_length(w, 1))::int + 0 * i] AS word
+                              ) AS pick),
                            CASE WHEN n % 3 = 0 THEN 'sent' ELSE 'handled' END, 0,
-                           now() - interval '{DAYS} days' + (n::float8 / :total) * interval '{DAYS} days', now()
-                    FROM generate_series(:lo, :hi) AS n
-                    JOIN bench_chats AS c ON c.k = n % :chats,
+                           now() - interval '{DAYS} days'
+                             + (n::float8 / CAST(:total AS int)) * interval '{DAYS} days', now()
+                    FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS n
+                    JOIN bench_chats AS c ON c.k = n % CAST(:chats AS int),
                          (SELECT CAST(:words AS text[]) AS w) AS vocabulary
                     """
                 ),
@@ -288,7 +293,7 @@ async def insert_cost(
                         " 'quiero hacer un pedido para mañana, ¿tienen envío? ' || n, 'received', 0"
                         " FROM generate_series(1, 100) AS n"
                     ),
-                    {"s": store_ids[0], "c": chat, "b": batch},
+                    {"s": store_ids[0], "c": chat, "b": str(batch)},
                 )
             elapsed = time.perf_counter() - began
             await transaction.rollback()

@@ -99,5 +99,6 @@ async def test_an_export_of_100000_messages_streams_in_constant_memory(
             peak = max(peak, process.memory_info().rss)
     assert lines == count
     growth = peak - baseline
+    print(f"export: {lines} lines, {size / 2**20:.1f} MB streamed, RSS growth {growth / 2**20:.1f} MB")
     assert size > 45 * 2**20, size  # the bound below is well under the export's size
     assert growth < 40 * 2**20, f"RSS grew by {growth / 2**20:.1f} MB while streaming {size / 2**20:.1f} MB"
