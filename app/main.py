@@ -17,6 +17,7 @@ from app.health.endpoints import router as health_router
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
 from app.kit.redis import create_redis
+from app.messages.endpoints import router as messages_router
 from app.onboarding.endpoints import links_router as onboarding_links_router
 from app.onboarding.endpoints import router as onboarding_router
 from app.orders.endpoints import router as orders_router
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(stores_router)
     app.include_router(bots_router)
     app.include_router(conversations_router)
+    app.include_router(messages_router)
     app.include_router(orders_router)
     app.include_router(onboarding_links_router)
     app.include_router(onboarding_router)

@@ -1,19 +1,44 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from app.conversations.schemas import ConversationRead, ConversationUpdate
+from app.conversations.schemas import ConversationPage, ConversationRead, ConversationUpdate
 from app.conversations.service import conversation as conversation_service
 from app.dependencies import SessionDep
-from app.stores.auth import StoresWrite
+from app.stores.auth import MessagesRead, StoresWrite
 
 router = APIRouter(prefix="/v1/stores", tags=["conversations"])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such store, or no such conversation in it, for this tenant"}
 }
+
+
+@router.get(
+    "/{store_id}/conversations",
+    summary="The store's chats, newest activity first",
+    description="Each chat with its last message, its unread count (the customer's messages after the store's "
+    "last message in it) and whether a person has it. Chats without any message are not listed.",
+    responses={
+        404: {"description": "No such store for this tenant"},
+        422: {"description": "A cursor that this endpoint did not return, or a malformed parameter."},
+    },
+)
+async def list_conversations(
+    store_id: str,
+    auth: MessagesRead,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(description="`next_cursor` of the previous page (opaque).", pattern=r"^[A-Za-z0-9_-]{1,512}$"),
+    ] = None,
+) -> ConversationPage:
+    return await conversation_service.list_conversations(
+        session, tenant=auth.tenant, store_id=store_id, limit=limit, cursor=cursor
+    )
 
 
 @router.patch(

@@ -24,3 +24,31 @@ class ConversationRead(BaseModel):
     bot_paused: bool = Field(description="Whether a person answers this chat instead of the bot.")
     bot_paused_at: datetime | None = Field(description="Since when the chat is with a person; null if not.")
     last_message_at: datetime | None
+
+
+class LastMessage(BaseModel):
+    text: str | None
+    direction: str = Field(description="in | out")
+    created_at: datetime
+
+
+class ConversationSummaryRead(BaseModel):
+    id: uuid.UUID
+    chat: str = Field(
+        description="The customer's number in E.164 where WhatsApp addresses the chat by phone, else its JID."
+    )
+    chat_jid: str
+    customer_name: str | None
+    last_message_at: datetime
+    last_message: LastMessage | None
+    unread_count: int = Field(
+        description="The customer's messages after the store's last message in the chat (all of them if the "
+        "store never wrote)."
+    )
+    bot_paused: bool
+    bot_paused_at: datetime | None
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationSummaryRead]
+    next_cursor: str | None = Field(description="Pass as `?cursor=` for the next page; null on the last one.")

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.errors import ConversationNotFound
 from app.conversations.repository import ConversationRepository
+from app.conversations.schemas import ConversationPage, ConversationSummaryRead, LastMessage
+from app.messages.chats import chat_name
 from app.models import Conversation, Tenant
 from app.stores.service import store as store_service
 
@@ -37,6 +39,36 @@ class ConversationService:
         if conversation is None:
             raise ConversationNotFound(conversation_id)
         return conversation
+
+    async def list_conversations(
+        self, session: AsyncSession, *, tenant: Tenant, store_id: str, limit: int, cursor: str | None
+    ) -> ConversationPage:
+        store = await store_service.get(session, tenant=tenant, store_id=store_id)
+        page, next_cursor = await ConversationRepository.for_tenant(session, tenant.id).list_page(
+            store.id, limit=limit, cursor=cursor
+        )
+        items = []
+        for row in page:
+            chat = row.conversation
+            last = None
+            if row.last_direction is not None and row.last_created_at is not None:
+                last = LastMessage(
+                    text=row.last_text, direction=row.last_direction, created_at=row.last_created_at
+                )
+            items.append(
+                ConversationSummaryRead(
+                    id=chat.id,
+                    chat=chat_name(chat.chat_jid),
+                    chat_jid=chat.chat_jid,
+                    customer_name=chat.customer_name,
+                    last_message_at=chat.last_message_at,
+                    last_message=last,
+                    unread_count=row.unread,
+                    bot_paused=chat.bot_paused,
+                    bot_paused_at=chat.bot_paused_at,
+                )
+            )
+        return ConversationPage(items=items, next_cursor=next_cursor)
 
     async def set_bot_paused(
         self, session: AsyncSession, *, tenant: Tenant, store_id: str, conversation_id: str, paused: bool

@@ -17,9 +17,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import func
 
 from app.kit.db import AsyncSessionMaker
-from app.models import Conversation, Store
+from app.models import Conversation, Message, Store
 from tests.support import ClientMaker, create_api_key, insert_user, login, post_store, signup
 
 # Routes anyone may call (everything else must answer 401 without credentials).
@@ -117,13 +118,31 @@ async def test_the_isolation_walk(
     invite = (await client.post("/v1/invites", json={"email": "colega@example.com", "role": "admin"})).json()
     link = (await client.post(f"/v1/stores/{a1}/onboarding-links", json={})).json()
     async with sessionmaker() as session, session.begin():
-        chat = Conversation(store_id=uuid.UUID(a1), chat_jid="5491100000000@s.whatsapp.net", bot_state={})
+        chat = Conversation(
+            store_id=uuid.UUID(a1),
+            chat_jid="5491100000000@s.whatsapp.net",
+            bot_state={},
+            last_message_at=func.now(),
+        )
         session.add(chat)
         await session.flush()
         conversation_id = str(chat.id)
+        message = Message(
+            store_id=chat.store_id,
+            conversation_id=chat.id,
+            direction="in",
+            wa_id="A-secret-wa-id",
+            sender_jid=chat.chat_jid,
+            text="un secreto de A",
+            status="handled",
+        )
+        session.add(message)
+        await session.flush()
+        message_id = str(message.id)
     values = {
         "store_id": a1,
         "conversation_id": conversation_id,
+        "message_id": message_id,
         "api_key_id": a_key["id"],
         "invite_id": invite["id"],
         "link_id": link["id"],
@@ -138,6 +157,9 @@ async def test_the_isolation_walk(
         invite["id"],
         link["id"],
         conversation_id,
+        message_id,
+        "A-secret-wa-id",
+        "un secreto de A",
     }
 
     viewer = make_client(

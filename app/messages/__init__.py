@@ -1,0 +1,1 @@
+"""Message history: a store's messages listed, filtered, searched, exported, and counted."""
