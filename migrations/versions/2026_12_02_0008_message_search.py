@@ -1,7 +1,7 @@
 """messages: accent-insensitive Spanish full-text search over the text (a GIN index)
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02
 
 `unaccent()` is only STABLE (its dictionary could change), and an index expression must be IMMUTABLE: the
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
