@@ -298,10 +298,15 @@ function initStore() {
   }
   setInterval(tick, 1000);
 
+  // The session manager often answers (status and QR over the event stream) before the POST's own answer is
+  // read: that answer is older news then, and must not put the page back to "not linked".
+  let statusEvents = 0;
   async function link() {
     problem("");
+    const seen = statusEvents;
     try {
-      onStatus(await api("POST", base + "/link"));
+      const answer = await api("POST", base + "/link");
+      if (statusEvents === seen) onStatus(answer);
     } catch (error) {
       problem(error.message);
     }
@@ -324,8 +329,14 @@ function initStore() {
   function listen() {
     // EventSource sends the session cookie; it reconnects by itself after a dropped connection.
     const events = new EventSource(base + "/events");
-    events.addEventListener("status", (e) => onStatus(JSON.parse(e.data)));
-    events.addEventListener("qr", (e) => onQr(JSON.parse(e.data)));
+    events.addEventListener("status", (e) => {
+      statusEvents += 1;
+      onStatus(JSON.parse(e.data));
+    });
+    events.addEventListener("qr", (e) => {
+      statusEvents += 1;
+      onQr(JSON.parse(e.data));
+    });
     events.addEventListener("pairing_code", (e) => {
       const data = JSON.parse(e.data);
       $("pairing-code").textContent = data.code;
@@ -587,9 +598,13 @@ function initOnboard() {
       $("countdown").textContent = fmt("expires_in", { s: left });
     }
   }, 1000);
+  // As on the store page: the event stream may have told newer news than the POST's own answer.
+  let statusEvents = 0;
   async function link() {
+    const seen = statusEvents;
     try {
-      onStatus(await api("POST", base + "/link"));
+      const answer = await api("POST", base + "/link");
+      if (statusEvents === seen) onStatus(answer);
     } catch (error) {
       if (error.status === 404) gone(false);
     }
@@ -607,8 +622,12 @@ function initOnboard() {
     onStatus(state);
     if (state.status === "connected") return;
     events = new EventSource(base + "/events");
-    events.addEventListener("status", (e) => onStatus(JSON.parse(e.data)));
+    events.addEventListener("status", (e) => {
+      statusEvents += 1;
+      onStatus(JSON.parse(e.data));
+    });
     events.addEventListener("qr", (e) => {
+      statusEvents += 1;
       const data = JSON.parse(e.data);
       expiresAt = new Date(data.expires_at);
       $("qr").src = `${base}/qr?format=svg&c=${encodeURIComponent(data.code.slice(-12))}`;
