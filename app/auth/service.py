@@ -30,6 +30,24 @@ class IssuedToken:
 NO_PASSWORD = "!oidc"
 
 
+async def _new_owner(
+    session: AsyncSession, *, email: str, password_hash: str, business_name: str
+) -> tuple[User, Tenant]:
+    """A new tenant and its owner (sign-up, or a first sign-in through the OpenID Connect provider)."""
+    tenant = await TenantRepository.from_session(session).create(name=business_name)
+    try:
+        user = await UserRepository.from_session(session).create(
+            tenant_id=tenant.id,
+            email=email,
+            password_hash=password_hash,
+            role=UserRole.owner.value,
+            tokens_valid_after=datetime.now(UTC),
+        )
+    except IntegrityError as exc:  # the same email signed up concurrently
+        raise EmailTaken() from exc
+    return user, tenant
+
+
 class AuthService:
     async def signup(
         self, session: AsyncSession, settings: Settings, *, email: str, password: str, business_name: str
@@ -37,18 +55,9 @@ class AuthService:
         users = UserRepository.from_session(session)
         if await users.get_by_email(email) is not None:
             raise EmailTaken()
-        password_hash = await hash_password(password)
-        tenant = await TenantRepository.from_session(session).create(name=business_name)
-        try:
-            user = await users.create(
-                tenant_id=tenant.id,
-                email=email,
-                password_hash=password_hash,
-                role=UserRole.owner.value,
-                tokens_valid_after=datetime.now(UTC),
-            )
-        except IntegrityError as exc:  # the same email signed up concurrently
-            raise EmailTaken() from exc
+        user, tenant = await _new_owner(
+            session, email=email, password_hash=await hash_password(password), business_name=business_name
+        )
         return user, self.issue(settings, user, tenant, kind=TokenKind.access)
 
     async def login(
@@ -75,19 +84,10 @@ class AuthService:
         users = UserRepository.from_session(session)
         user = await users.get_by_email(email)
         if user is None:
-            tenant = await TenantRepository.from_session(session).create(name=(name or email)[:200])
-            try:
-                user = await users.create(
-                    tenant_id=tenant.id,
-                    email=email,
-                    # Not an argon2 hash: no password matches it, so this account signs in through the provider.
-                    password_hash=NO_PASSWORD,
-                    role=UserRole.owner.value,
-                    tokens_valid_after=datetime.now(UTC),
-                )
-            except IntegrityError as exc:
-                raise EmailTaken() from exc
-            return user, tenant
+            # Not an argon2 hash: no password matches it, so this account signs in through the provider.
+            return await _new_owner(
+                session, email=email, password_hash=NO_PASSWORD, business_name=(name or email)[:200]
+            )
         return user, await TenantRepository.from_session(session).get(user.tenant_id)
 
     def issue(self, settings: Settings, user: User, tenant: Tenant, *, kind: TokenKind) -> IssuedToken:
