@@ -2,6 +2,7 @@
 
 from app.models.base import Base
 from app.models.booking import Booking, BookingStatus
+from app.models.event import Event, EventKind
 from app.models.message import Conversation, Direction, Message, MessageStatus
 from app.models.onboarding import OnboardingLink
 from app.models.order import Order, OrderCounter
@@ -17,6 +18,8 @@ __all__ = [
     "Conversation",
     "DesiredState",
     "Direction",
+    "Event",
+    "EventKind",
     "Invite",
     "Message",
     "MessageStatus",

@@ -95,7 +95,7 @@ class StoreEventStream:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            await self._pubsub.aclose()
 
 
 def _text(value: bytes | str) -> str:
@@ -288,7 +288,7 @@ class StoreService:
             if qr is not None and store.status != StoreStatus.connected:
                 initial.append(StoreEvent("qr", _text(qr)))
         except BaseException:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             raise
         return StoreEventStream(pubsub, initial)
 
