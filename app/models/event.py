@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Index, String, Text, text
+from sqlalchemy import BigInteger, Identity, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -22,6 +22,8 @@ class Event(Base):
     so no writer can forget one and none is recorded for a change that rolled back. The changes feed and the
     webhooks read it; a message's status history is its rows here.
 
+    Rows go with their store (a trigger on `stores` deletes them).
+
     `xid` is the writing transaction's id: rows are read in (xid, id) order and only below the oldest
     transaction still running (`app/events/repository.py`), so a reader that resumes after the last row it
     saw never misses a row of a transaction that committed later, nor sees one twice.
@@ -34,10 +36,12 @@ class Event(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    # No foreign keys: each would cost a lookup per row on the hottest writes (measured: bench/events.py).
+    # A deleted store's rows are deleted by a trigger on `stores`; messages and conversations are deleted only
+    # with their store.
+    store_id: Mapped[uuid.UUID]
     kind: Mapped[str] = mapped_column(String(32))
-    message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
-    # No foreign key: a conversation goes only with its store, whose cascade takes these rows too.
+    message_id: Mapped[uuid.UUID | None]
     conversation_id: Mapped[uuid.UUID | None]
     # message.*: the message's status; store.status: the store's; conversation.bot_paused: paused | resumed.
     status: Mapped[str | None] = mapped_column(String(20))

@@ -6,7 +6,8 @@ Create Date: 2026-12-06
 
 Triggers, not application code, write the log: every writer of `messages`, `stores` and `conversations` (the
 session manager's group commits, the worker's handler, the API) gets its events in the same transaction for
-free, and none can forget one. They are statement-level triggers with transition tables, so a batched
+free, and none can forget one. No foreign keys: each would add a lookup per row to those writes; a trigger
+deletes a deleted store's rows instead. They are statement-level triggers with transition tables, so a batched
 INSERT/UPDATE of a thousand rows adds one INSERT ... SELECT, not a thousand trigger calls.
 """
 
@@ -41,12 +42,16 @@ _FUNCTIONS = {
                CASE WHEN n.bot_paused THEN 'paused' ELSE 'resumed' END
         FROM new_rows n JOIN old_rows o ON o.id = n.id
         WHERE n.bot_paused IS DISTINCT FROM o.bot_paused""",
+    # No foreign keys on `events` (a lookup per row on the hottest writes): a deleted store takes its rows here.
+    "mostrador_events_stores_delete": """
+        DELETE FROM events WHERE store_id IN (SELECT id FROM old_rows)""",
 }
 # (trigger, table, event, transition tables)
 _TRIGGERS = [
     ("mostrador_events_messages_insert", "messages", "INSERT", "NEW TABLE AS new_rows"),
     ("mostrador_events_messages_update", "messages", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
     ("mostrador_events_stores_update", "stores", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+    ("mostrador_events_stores_delete", "stores", "DELETE", "OLD TABLE AS old_rows"),
     (
         "mostrador_events_conversations_update",
         "conversations",
@@ -77,12 +82,6 @@ def upgrade() -> None:
             sa.DateTime(timezone=True),
             server_default=sa.text("clock_timestamp()"),
             nullable=False,
-        ),
-        sa.ForeignKeyConstraint(
-            ["message_id"], ["messages.id"], name=op.f("fk_events_message_id_messages"), ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["store_id"], ["stores.id"], name=op.f("fk_events_store_id_stores"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
     )
