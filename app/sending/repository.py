@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from app.kit.repository import RepositoryBase
 from app.models import Direction, Message, MessageStatus
@@ -101,14 +101,20 @@ class SendingRepository(RepositoryBase[Message]):
         return found
 
     async def add_outbound(self, store_id: uuid.UUID, conversation_id: uuid.UUID, text_: str) -> Message:
-        """The reply `pending`, as the worker writes the bot's (the session manager's outbox sends it)."""
-        message = Message(
-            store_id=store_id,
-            conversation_id=conversation_id,
-            direction=Direction.outbound.value,
-            type="text",
-            text=text_,
-            status=MessageStatus.pending.value,
-            attempts=0,
+        """The reply `pending`, as the worker writes the bot's (the session manager's outbox sends it). One
+        round trip: the row comes back from the INSERT itself (its id, `seq`, timestamps)."""
+        statement = (
+            insert(Message)
+            .values(
+                id=uuid.uuid4(),
+                store_id=store_id,
+                conversation_id=conversation_id,
+                direction=Direction.outbound.value,
+                type="text",
+                text=text_,
+                status=MessageStatus.pending.value,
+                attempts=0,
+            )
+            .returning(Message)
         )
-        return await self.create(message)
+        return (await self.session.scalars(statement)).one()
