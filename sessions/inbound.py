@@ -8,6 +8,7 @@ when its message is durable, so a driver acknowledges nothing that could still b
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 import structlog
@@ -51,6 +52,24 @@ class InboundRecorder:
         self._commits.close()
 
     async def _save_batch(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> list[None]:
+        # Customers' messages and the owner's (from-me: written from the phone) are saved in the order they came,
+        # each run of one kind together (a batch is nearly always one run).
+        for from_me, run in itertools.groupby(batch, key=lambda item: item[1].from_me):
+            if from_me:
+                await self._save_own(list(run))
+            else:
+                await self._save_customers(list(run))
+        return [None] * len(batch)
+
+    async def _save_own(self, own: list[tuple[uuid.UUID, InboundMessage]]) -> None:
+        """The owner answering from the phone: the store's own messages, not work for the bot. Recorded (already
+        sent) and the chats' bot paused, like a person's reply through the API."""
+        async with transaction(self.sessionmaker) as session:
+            paused = await SessionsRepository(session).save_own(own)
+        if paused:
+            log.info("messages from the owner's phone; bot paused in their chats", chats=paused)
+
+    async def _save_customers(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> None:
         async with single_statement(self.sessionmaker) as session:
             written = await SessionsRepository(session).save_inbound(batch)
         queued = [
@@ -60,7 +79,6 @@ class InboundRecorder:
         ]
         if queued:
             await self._queue(queued)
-        return [None] * len(batch)
 
     async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, uuid.UUID]]) -> None:
         try:

@@ -47,7 +47,7 @@ async def scan(
 @router.post(
     "/inbound",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="A customer sends the store a text message",
+    summary="A customer sends the store a text message (with `from_me`: the owner writes from the phone)",
     responses=_NOT_FOUND,
 )
 async def inbound(
@@ -62,6 +62,7 @@ async def inbound(
         text=body.text,
         message_id=body.id,
         name=body.name,
+        from_me=body.from_me,
     )
     return InboundAccepted(id=message_id)
 
