@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import socket
 import time
@@ -55,20 +56,40 @@ def run_all(settings: Settings) -> None:
     log.info("mostrador stopped")
 
 
+def ops_ports(port: int) -> tuple[int, int]:
+    """The children's listeners (`/metrics`, `/healthz`, `/readyz`): the session manager's on
+    MOSTRADOR_OPS_PORT, the worker's on the next port; 0: none."""
+    return port, (port + 1 if 0 < port < 65535 else 0)
+
+
 def _serve(settings: Settings, sock: socket.socket, database_url: str, redis_url: str) -> None:
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on"
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,  # ours names the route template, never the raw path (app/kit/http_metrics.py)
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
     server = _Server(config)
-    children = Supervisor(child_env(database_url, redis_url, settings.secret_key))
-    children.add("sessions", "sessions")
-    children.add("worker", "worker")
+    # Each child stops within the grace; a child that does not is killed a little later.
+    children = Supervisor(
+        child_env(database_url, redis_url, settings.secret_key),
+        stop_timeout=settings.shutdown_grace_seconds + 10,
+    )
+    sessions_port, worker_port = ops_ports(settings.ops_port)
+    children.add("sessions", "sessions", env={"MOSTRADOR_OPS_PORT": str(sessions_port)})
+    children.add("worker", "worker", env={"MOSTRADOR_OPS_PORT": str(worker_port)})
     children.start()
     log.info(
         "mostrador starting",
         url=f"http://{settings.host}:{settings.port}",
         docs=f"http://{settings.host}:{settings.port}/docs",
         driver=settings.whatsapp_driver.value,
+        metrics=f"http://{settings.host}:{settings.port}/metrics",
+        sessions_ops=f"http://{settings.ops_host}:{sessions_port}" if sessions_port else None,
+        worker_ops=f"http://{settings.ops_host}:{worker_port}" if worker_port else None,
     )
     try:
         server.run(sockets=[sock])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -144,7 +145,14 @@ def api() -> None:
             from app.main import create_app
 
             config = uvicorn.Config(
-                create_app(settings), host=settings.host, port=settings.port, log_config=None
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                # Our access log names the route template, never the raw path (app/kit/http_metrics.py).
+                access_log=False,
+                # SIGTERM: requests in flight (server-sent event streams too) get this long, then end.
+                timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
             )
             server = uvicorn.Server(config)
             server.run(sockets=[sock])
