@@ -116,10 +116,10 @@ def run(
 ) -> None:
     """All in one: API, session manager and worker, on embedded PostgreSQL and Redis unless DATABASE_URL /
     REDIS_URL are set. Migrates the database on start. Ctrl-C stops everything."""
-    from mostrador.allinone import run_all
-
     _set_debug(debug)  # here too, so that `./dev run --debug` works
     settings = _settings()
+    from mostrador.allinone import run_all  # after the logging set-up: its imports may warn (JSON lines too)
+
     updates: dict[str, object] = {}
     if data_dir is not None:
         updates["data_dir"] = data_dir
