@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import socket
 import time
-from collections.abc import Iterator
 
 import structlog
 import uvicorn
@@ -17,23 +15,10 @@ from app.kit.migrations import upgrade
 from app.main import create_app
 from mostrador.embedded import embedded_servers
 from mostrador.preflight import bind_api_socket, check_data_dir, check_servers
+from mostrador.server import Server
 from mostrador.supervisor import Supervisor, child_env
 
 log = structlog.get_logger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGINT/SIGTERM after its shutdown, which would skip our orderly stop of the
-    embedded servers (SIGTERM's default action ends the process at once). Here a signal only asks to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
 
 
 def run_all(settings: Settings) -> None:
@@ -72,7 +57,7 @@ def _serve(settings: Settings, sock: socket.socket, database_url: str, redis_url
         access_log=False,  # ours names the route template, never the raw path (app/kit/http_metrics.py)
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
-    server = _Server(config)
+    server = Server(config)
     # Each child stops within the grace; a child that does not is killed a little later.
     children = Supervisor(
         child_env(database_url, redis_url, settings.secret_key),

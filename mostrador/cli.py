@@ -143,6 +143,7 @@ def api() -> None:
             import uvicorn
 
             from app.main import create_app
+            from mostrador.server import Server
 
             config = uvicorn.Config(
                 create_app(settings),
@@ -154,7 +155,7 @@ def api() -> None:
                 # SIGTERM: requests in flight (server-sent event streams too) get this long, then end.
                 timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
             )
-            server = uvicorn.Server(config)
+            server = Server(config)  # exits 0 after a SIGTERM (mostrador/server.py)
             server.run(sockets=[sock])
             if not server.started:
                 raise StartupError("the API did not start: see the lines above")
