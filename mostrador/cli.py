@@ -163,7 +163,8 @@ def api() -> None:
 
 @app.command()
 def sessions() -> None:
-    """The session manager: holds the stores' WhatsApp connections. Needs DATABASE_URL and REDIS_URL."""
+    """The session manager: holds the stores' WhatsApp connections. Needs DATABASE_URL and REDIS_URL. Serves
+    /metrics, /healthz and /readyz on MOSTRADOR_OPS_HOST:MOSTRADOR_OPS_PORT (9100)."""
     settings = _settings()
     with _plain_failures():
         _check_servers(*_require_urls(settings))
@@ -180,7 +181,8 @@ def worker(
     ] = None,
 ) -> None:
     """The message worker: runs the stores' bots on their message streams, in order per chat. Needs
-    DATABASE_URL and REDIS_URL. SIGTERM drains the lanes (bounded) and hands the stores over."""
+    DATABASE_URL and REDIS_URL. SIGTERM drains the lanes (bounded) and hands the stores over. Serves /metrics,
+    /healthz and /readyz on MOSTRADOR_OPS_HOST:MOSTRADOR_OPS_PORT (9100)."""
     settings = _settings()
     with _plain_failures():
         _check_servers(*_require_urls(settings))
