@@ -79,6 +79,26 @@ class Settings(BaseSettings):
         description="Directory for embedded PostgreSQL/Redis data and the generated development secret.",
     )
 
+    # Operations: metrics, probes, shutdown (docs/architecture.md "Observe")
+    ops_host: str = Field(
+        "127.0.0.1",
+        description="Session manager and worker: address of the small HTTP listener with `/metrics`, `/healthz` "
+        "and `/readyz` (`0.0.0.0` in a container). The API serves the same paths on its own port.",
+    )
+    ops_port: int = Field(
+        9100,
+        ge=0,
+        le=65535,
+        description="Session manager and worker: port of that listener (0: none). `mostrador run` gives it to "
+        "its session manager and the next port to its worker.",
+    )
+    shutdown_grace_seconds: float = Field(
+        20,
+        gt=0,
+        description="On SIGTERM, how long each process may take to finish the work in flight (requests, "
+        "handlers, sends) before it stops anyway, releases its leases and exits 0.",
+    )
+
     # Accounts
     access_token_ttl_seconds: int = Field(
         900,

@@ -14,8 +14,10 @@ from app.bots.endpoints import router as bots_router
 from app.config import Settings, WhatsAppDriver
 from app.conversations.endpoints import router as conversations_router
 from app.health.endpoints import router as health_router
+from app.kit import metrics
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
+from app.kit.http_metrics import RequestMetrics
 from app.kit.redis import create_redis
 from app.messages.endpoints import router as messages_router
 from app.onboarding.endpoints import links_router as onboarding_links_router
@@ -61,6 +63,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    metrics.register("api")
+    app.add_middleware(RequestMetrics)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)

@@ -68,6 +68,7 @@ class Processes:
             "MOSTRADOR_ENV": "testing",
             "MOSTRADOR_LOG_LEVEL": "WARNING",
             "MOSTRADOR_SIM_RECEIPTS": "false",  # receipts are not what is measured
+            "MOSTRADOR_OPS_PORT": "0",  # no metrics listener: many of these processes run side by side
             **self.env_overrides,
         }
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import signal
+import math
 import socket
 import time
-from collections.abc import Iterator
 
 import structlog
 import uvicorn
@@ -16,23 +15,10 @@ from app.kit.migrations import upgrade
 from app.main import create_app
 from mostrador.embedded import embedded_servers
 from mostrador.preflight import bind_api_socket, check_data_dir, check_servers
+from mostrador.server import Server
 from mostrador.supervisor import Supervisor, child_env
 
 log = structlog.get_logger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGINT/SIGTERM after its shutdown, which would skip our orderly stop of the
-    embedded servers (SIGTERM's default action ends the process at once). Here a signal only asks to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
 
 
 def run_all(settings: Settings) -> None:
@@ -55,20 +41,40 @@ def run_all(settings: Settings) -> None:
     log.info("mostrador stopped")
 
 
+def ops_ports(port: int) -> tuple[int, int]:
+    """The children's listeners (`/metrics`, `/healthz`, `/readyz`): the session manager's on
+    MOSTRADOR_OPS_PORT, the worker's on the next port; 0: none."""
+    return port, (port + 1 if 0 < port < 65535 else 0)
+
+
 def _serve(settings: Settings, sock: socket.socket, database_url: str, redis_url: str) -> None:
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on"
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,  # ours names the route template, never the raw path (app/kit/http_metrics.py)
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
-    server = _Server(config)
-    children = Supervisor(child_env(database_url, redis_url, settings.secret_key))
-    children.add("sessions", "sessions")
-    children.add("worker", "worker")
+    server = Server(config)
+    # Each child stops within the grace; a child that does not is killed a little later.
+    children = Supervisor(
+        child_env(database_url, redis_url, settings.secret_key),
+        stop_timeout=settings.shutdown_grace_seconds + 10,
+    )
+    sessions_port, worker_port = ops_ports(settings.ops_port)
+    children.add("sessions", "sessions", env={"MOSTRADOR_OPS_PORT": str(sessions_port)})
+    children.add("worker", "worker", env={"MOSTRADOR_OPS_PORT": str(worker_port)})
     children.start()
     log.info(
         "mostrador starting",
         url=f"http://{settings.host}:{settings.port}",
         docs=f"http://{settings.host}:{settings.port}/docs",
         driver=settings.whatsapp_driver.value,
+        metrics=f"http://{settings.host}:{settings.port}/metrics",
+        sessions_ops=f"http://{settings.ops_host}:{sessions_port}" if sessions_port else None,
+        worker_ops=f"http://{settings.ops_host}:{worker_port}" if worker_port else None,
     )
     try:
         server.run(sockets=[sock])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -115,10 +116,10 @@ def run(
 ) -> None:
     """All in one: API, session manager and worker, on embedded PostgreSQL and Redis unless DATABASE_URL /
     REDIS_URL are set. Migrates the database on start. Ctrl-C stops everything."""
-    from mostrador.allinone import run_all
-
     _set_debug(debug)  # here too, so that `./dev run --debug` works
     settings = _settings()
+    from mostrador.allinone import run_all  # after the logging set-up: its imports may warn (JSON lines too)
+
     updates: dict[str, object] = {}
     if data_dir is not None:
         updates["data_dir"] = data_dir
@@ -142,11 +143,19 @@ def api() -> None:
             import uvicorn
 
             from app.main import create_app
+            from mostrador.server import Server
 
             config = uvicorn.Config(
-                create_app(settings), host=settings.host, port=settings.port, log_config=None
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                # Our access log names the route template, never the raw path (app/kit/http_metrics.py).
+                access_log=False,
+                # SIGTERM: requests in flight (server-sent event streams too) get this long, then end.
+                timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
             )
-            server = uvicorn.Server(config)
+            server = Server(config)  # exits 0 after a SIGTERM (mostrador/server.py)
             server.run(sockets=[sock])
             if not server.started:
                 raise StartupError("the API did not start: see the lines above")
@@ -154,7 +163,8 @@ def api() -> None:
 
 @app.command()
 def sessions() -> None:
-    """The session manager: holds the stores' WhatsApp connections. Needs DATABASE_URL and REDIS_URL."""
+    """The session manager: holds the stores' WhatsApp connections. Needs DATABASE_URL and REDIS_URL. Serves
+    /metrics, /healthz and /readyz on MOSTRADOR_OPS_HOST:MOSTRADOR_OPS_PORT (9100)."""
     settings = _settings()
     with _plain_failures():
         _check_servers(*_require_urls(settings))
@@ -171,7 +181,8 @@ def worker(
     ] = None,
 ) -> None:
     """The message worker: runs the stores' bots on their message streams, in order per chat. Needs
-    DATABASE_URL and REDIS_URL. SIGTERM drains the lanes (bounded) and hands the stores over."""
+    DATABASE_URL and REDIS_URL. SIGTERM drains the lanes (bounded) and hands the stores over. Serves /metrics,
+    /healthz and /readyz on MOSTRADOR_OPS_HOST:MOSTRADOR_OPS_PORT (9100)."""
     settings = _settings()
     with _plain_failures():
         _check_servers(*_require_urls(settings))

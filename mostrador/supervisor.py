@@ -24,15 +24,18 @@ STOP_TIMEOUT = 30.0
 
 
 class Supervisor:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, stop_timeout: float = STOP_TIMEOUT) -> None:
         self.env = env
+        self.stop_timeout = stop_timeout
         self._commands: dict[str, list[str]] = {}
+        self._envs: dict[str, dict[str, str]] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
 
-    def add(self, name: str, *args: str) -> None:
+    def add(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         self._commands[name] = [sys.executable, "-m", "mostrador", *args]
+        self._envs[name] = {**self.env, **(env or {})}
 
     def start(self) -> None:
         # Children are started from the supervisor thread, which lives as long as they do: PR_SET_PDEATHSIG
@@ -42,7 +45,7 @@ class Supervisor:
     def _spawn(self, name: str) -> None:
         self._procs[name] = subprocess.Popen(
             self._commands[name],
-            env=self.env,
+            env=self._envs[name],
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent(signal.SIGTERM),
             start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
@@ -70,7 +73,7 @@ class Supervisor:
         for proc in self._procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # a session manager hands its stores over on SIGTERM
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + self.stop_timeout
         for name, proc in self._procs.items():
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
@@ -81,7 +84,7 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._thread.join(STOP_TIMEOUT + 5)
+        self._thread.join(self.stop_timeout + 5)
 
 
 def child_env(database_url: str, redis_url: str, secret_key: str | None) -> dict[str, str]:

@@ -15,6 +15,7 @@ import structlog
 from redis.asyncio import Redis
 
 from app.contracts import inbound_entry, messages_stream
+from app.kit import metrics
 from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, single_statement, transaction
 from sessions.drivers.base import InboundMessage
@@ -77,6 +78,7 @@ class InboundRecorder:
             for (store_id, message), message_id in zip(batch, written, strict=True)
             if message_id is not None  # None: a redelivery; the first copy is queued or being relayed
         ]
+        metrics.count_messages("in", "received", len(queued))
         if queued:
             await self._queue(queued)
 

@@ -7,7 +7,10 @@ import faulthandler
 import signal
 
 from app.config import Settings, WhatsAppDriver
+from app.contracts import OUTBOX_GROUP, outbox_stream
+from app.kit import metrics
 from app.kit.db import create_engine, create_sessionmaker
+from app.kit.ops import Readiness, ops_listener
 from app.kit.process import tune_garbage_collector
 from app.kit.redis import create_redis
 from sessions.drivers.base import Driver
@@ -40,9 +43,26 @@ async def serve(settings: Settings) -> None:
         redis,
         redis_url,
     )
+    metrics.register("sessions")
+    metrics.add_scrape_hook(manager.measure)
+    metrics.add_scrape_hook(
+        metrics.StreamDepths(
+            redis,
+            label="outbox",
+            group=OUTBOX_GROUP,
+            stream_of=outbox_stream,
+            owned=manager.outbox.streams.owned,
+        )
+    )
+    readiness = Readiness(engine, redis)
     tune_garbage_collector()
     try:
-        await manager.run(stop)
+        async with ops_listener(readiness, host=settings.ops_host, port=settings.ops_port):
+            stopping = asyncio.create_task(readiness.not_ready_after(stop))
+            try:
+                await manager.run(stop)
+            finally:
+                stopping.cancel()
     finally:
         await redis.aclose()
         await engine.dispose()

@@ -29,13 +29,14 @@ from redis.asyncio import Redis
 
 from app.config import Settings
 from app.contracts import STORES_CHANGED_CHANNEL, sessions_lease_key
+from app.kit import metrics
 from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.leases import Leases, heartbeat
 from app.kit.loops import every, forever
 from app.models import DesiredState, StoreStatus
 from sessions.drivers.base import Driver
 from sessions.inbound import InboundRecorder
-from sessions.outbound import Outbox
+from sessions.outbound import DRAIN_SECONDS, Outbox
 from sessions.receipts import ReceiptRecorder
 from sessions.repository import SessionsRepository, WantedStore
 from sessions.status import StatusWriter
@@ -92,6 +93,15 @@ class SessionManager:
     def owns(self, store_id: uuid.UUID) -> bool:
         return store_id in self.sessions and self.leases.holds(sessions_lease_key(store_id))
 
+    async def measure(self) -> None:
+        """Before a scrape: the held stores by status (metrics, app/kit/metrics.py)."""
+        counts = dict.fromkeys(metrics.SESSION_STATUSES, 0)
+        for session in self.sessions.values():
+            counts[str(session.status)] = counts.get(str(session.status), 0) + 1
+        for status, count in counts.items():
+            if status in metrics.SESSION_STATUSES:  # a bounded label set, whatever a status may become
+                metrics.SESSIONS.labels(status).set(count)
+
     # --- the service ---------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         await self.driver.start()
@@ -114,12 +124,16 @@ class SessionManager:
 
     async def shutdown(self) -> None:
         """Hand the stores over quickly: stop every connection, then release the leases at once rather than
-        letting them expire."""
+        letting them expire. The sends in flight and the connections' stops share one bound,
+        `shutdown_grace_seconds`."""
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
         store_ids = list(self.sessions)
-        await self.outbox.drain(store_ids)  # the sends in flight end first, while the connections are up
+        # The sends in flight end first, while the connections are up.
+        await self.outbox.drain(store_ids, min(DRAIN_SECONDS, self.settings.shutdown_grace_seconds))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
-                asyncio.gather(*(self.sessions[s].stop() for s in store_ids), return_exceptions=True), 20
+                asyncio.gather(*(self.sessions[s].stop() for s in store_ids), return_exceptions=True),
+                max(0.1, deadline - time.monotonic()),
             )
         await self.outbox.close()
         self.inbound.close()

@@ -19,6 +19,7 @@ import structlog
 from redis.asyncio import Redis
 
 from app.contracts import OUTBOX_GROUP, outbox_stream
+from app.kit import metrics
 from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, single_statement, transaction
 from app.kit.lanes import Key, Lanes
@@ -145,9 +146,15 @@ class Outbox:
         """Send the entry's reply, and first any earlier reply of the chat still pending (its entry lost with a
         Redis, or re-queued late by the relay): the entry is a trigger, the order is the conversation's."""
         target = uuid.UUID(entry.fields["message_id"])
+        with structlog.contextvars.bound_contextvars(message_id=str(target)):
+            await self._send_up_to(session, chat_jid, target)
+        await self.streams.ack(entry)
+
+    async def _send_up_to(self, session: SendingSession, chat_jid: str, target: uuid.UUID) -> None:
         while True:
             await session.connected.wait()
-            await session.limiter.wait(chat_jid)
+            if await session.limiter.wait(chat_jid):
+                metrics.SENDS_PACED.inc()
             claimed = await self._claims.submit((target, self.new_message_id()))
             if claimed is None:  # nothing pending up to the target: sent already, or interrupted by a crash
                 await self._settle_unclaimable(target)
@@ -155,7 +162,6 @@ class Outbox:
             final = await self._deliver(session, chat_jid, claimed)
             if final and claimed.id == target:
                 break
-        await self.streams.ack(entry)
 
     async def _deliver(self, session: SendingSession, chat_jid: str, claimed: OutboundToSend) -> bool:
         """One network call for a claimed row, then its outcome: sent, back to pending for another attempt (the
@@ -164,6 +170,7 @@ class Outbox:
         try:
             sent = await session.connection.send_text(chat_jid, claimed.text, wa_id=claimed.wa_id)
         except DriverError as exc:
+            metrics.SENDS_FAILED.inc()
             if exc.retryable and claimed.attempts < SEND_ATTEMPTS:
                 async with transaction(self.sessionmaker) as db:
                     await SessionsRepository(db).back_to_pending(claimed.id, str(exc))
@@ -187,7 +194,11 @@ class Outbox:
 
     async def _finish_batch(self, outcomes: list[SendOutcome]) -> list[bool]:
         async with single_statement(self.sessionmaker) as db:
-            return await SessionsRepository(db).finish_sending(outcomes)
+            finished = await SessionsRepository(db).finish_sending(outcomes)
+        statuses = [o.status for o, done in zip(outcomes, finished, strict=True) if done]
+        metrics.count_messages("out", "sent", statuses.count(MessageStatus.sent))
+        metrics.count_messages("out", "failed", statuses.count(MessageStatus.failed))
+        return finished
 
     async def _pace(self, session: SendingSession, chat_jid: str, text: str) -> None:
         """Typing presence and a human-ish pause before the send (anti-ban); a failed presence is no reason to

@@ -66,13 +66,16 @@ class StoreRateLimiter:
         self._chats: dict[str, deque[float]] = {}
         self._lock = asyncio.Lock()
 
-    async def wait(self, chat_jid: str) -> None:
+    async def wait(self, chat_jid: str) -> bool:
+        """Sleep until the caps allow one more send to the chat; True when that meant waiting at all."""
+        waited = False
         window = self._chats.setdefault(chat_jid, deque())
         while True:
             now = self._clock()
             while window and now - window[0] >= 60:
                 window.popleft()
             if len(window) >= self.policy.per_chat_per_minute:
+                waited = True
                 await self._sleep(60 - (now - window[0]))
                 continue
             break
@@ -86,11 +89,13 @@ class StoreRateLimiter:
                 if self._tokens >= 1 - 1e-9:
                     self._tokens = max(0.0, self._tokens - 1)
                     break
+                waited = True
                 await self._sleep((1 - self._tokens) / rate)
         now = self._clock()
         window.append(now)
         if now - self._pruned >= 60:
             self._prune(now)
+        return waited
 
     def chats_tracked(self) -> int:
         return len(self._chats)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from app.kit import metrics
 from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, single_statement
 from sessions.repository import OUTBOUND_RANK, SessionsRepository
@@ -32,4 +33,7 @@ class ReceiptRecorder:
     async def _apply_batch(self, batch: list[tuple[uuid.UUID, str, str]]) -> list[None]:
         async with single_statement(self.sessionmaker) as session:
             await SessionsRepository(session).apply_receipts(batch)
+        kinds = [kind for _, _, kind in batch]
+        metrics.count_messages("out", "delivered", kinds.count("delivered"))
+        metrics.count_messages("out", "read", kinds.count("read"))
         return [None] * len(batch)

@@ -27,6 +27,7 @@ from app.contracts import (
     store_pairing_code_key,
     store_qr_key,
 )
+from app.kit import metrics
 from app.models import StoreStatus
 from sessions.drivers.base import (
     Connected,
@@ -210,6 +211,7 @@ class StoreSession:
             await asyncio.sleep(delay)
             if self.closed:
                 return
+            metrics.RECONNECTS.inc()
             try:
                 if self._stop_first:
                     self._stop_first = False

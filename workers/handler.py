@@ -9,6 +9,7 @@ relay (workers/relay.py; it is still `pending`).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts import outbox_entry, outbox_stream
+from app.kit import metrics
 from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, transaction
 from app.models import MessageStatus
@@ -96,7 +98,11 @@ class InboundHandler:
             ]
             await repository.mark_handled([row.id for rows in backlog.values() for row in rows])
             await repository.save_conversations(saves)
-        # Committed: only now may the session manager see the replies.
+        # Committed: the metrics count the batch, and only now may the session manager see the replies.
+        committed = time.time()
+        handled = [row.created_at for rows in backlog.values() for row in rows]
+        metrics.count_messages("in", "handled", len(handled))
+        metrics.observe_handling([committed - created.timestamp() for created in handled])
         if replies:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:

@@ -7,7 +7,10 @@ import faulthandler
 import signal
 
 from app.config import Settings
+from app.contracts import MESSAGES_GROUP, messages_dlq, messages_stream
+from app.kit import metrics
 from app.kit.db import create_engine, create_sessionmaker
+from app.kit.ops import Readiness, ops_listener
 from app.kit.process import tune_garbage_collector
 from app.kit.redis import create_redis
 from workers.service import Worker
@@ -30,9 +33,26 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     worker = Worker(settings, create_sessionmaker(engine), redis, redis_url)
+    metrics.register("worker")
+    metrics.add_scrape_hook(
+        metrics.StreamDepths(
+            redis,
+            label="messages",
+            group=MESSAGES_GROUP,
+            stream_of=messages_stream,
+            owned=worker.streams.owned,
+            dlq_of=messages_dlq,
+        )
+    )
+    readiness = Readiness(engine, redis)
     tune_garbage_collector()
     try:
-        await worker.run(stop)
+        async with ops_listener(readiness, host=settings.ops_host, port=settings.ops_port):
+            stopping = asyncio.create_task(readiness.not_ready_after(stop))
+            try:
+                await worker.run(stop)
+            finally:
+                stopping.cancel()
     finally:
         await redis.aclose()
         await engine.dispose()

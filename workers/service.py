@@ -21,6 +21,7 @@ from taskiq.message import TaskiqMessage
 
 from app.config import Settings
 from app.contracts import INBOUND_TASK, MESSAGES_GROUP, messages_stream, worker_lease_key
+from app.kit import metrics
 from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.leases import Leases, fair_share
 from app.kit.loops import every, forever
@@ -36,7 +37,6 @@ log = structlog.get_logger(__name__)
 WORKERS_KEY = "workers:live"
 TRIM_SECONDS = 30.0
 SWEEP_SECONDS = 5.0
-DRAIN_SECONDS = 20.0
 
 
 class Worker:
@@ -81,7 +81,12 @@ class Worker:
         """A lane's run of one chat's tasks, in order. Inbound messages go to the handler together (one
         transaction for the run); any other task runs on its own, through taskiq's registry."""
         if all(m.task_name == INBOUND_TASK for m in messages):
-            await self.handler.handle([InboundRef(**m.kwargs) for m in messages])
+            refs = [InboundRef(**m.kwargs) for m in messages]
+            if len(refs) == 1:  # one message (a retry, say): its lines name it
+                with structlog.contextvars.bound_contextvars(message_id=refs[0].message_id):
+                    await self.handler.handle(refs)
+            else:
+                await self.handler.handle(refs)
             return
         for message in messages:
             task = self.broker.find_task(message.task_name)
@@ -91,6 +96,7 @@ class Worker:
 
     async def _dead_letter(self, entry: StreamEntry, message: TaskiqMessage | None, error: str) -> None:
         await write_dead_letter(self.redis, entry, message, error)
+        metrics.count_messages("in", "dead")
         message_id = message.kwargs.get("message_id") if message else None
         if message_id:
             async with transaction(self.sessionmaker) as session:
@@ -112,7 +118,7 @@ class Worker:
         finally:
             # Stop reading, let the lanes finish what they hold (bounded), then hand the stores over.
             reader.cancel()
-            drained = await self.receiver.drain(DRAIN_SECONDS)
+            drained = await self.receiver.drain(self.settings.shutdown_grace_seconds)
             for task in loops:
                 task.cancel()
             await asyncio.wait([reader, *loops], timeout=5)

@@ -4,15 +4,23 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from app.dependencies import StateDep
+from app.kit import metrics
 from app.kit.errors import error_body
 
 router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT = 2.0
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    """Prometheus text format (docs/architecture.md "Observe")."""
+    return Response(await metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", summary="The process is alive")

@@ -9,6 +9,7 @@ the cost of a transaction is paid per batch, not per message.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -56,7 +57,9 @@ class GroupCommit(Generic[T, R]):
         waiting: _Waiting[T, R] = _Waiting(item)
         self._waiting.append(waiting)
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_all())
+            # A context of its own: a batch serves many stores and chats, so its log lines must not carry the
+            # store/chat/message ids the first submitter bound (structlog contextvars, app/kit/lanes.py).
+            self._flusher = asyncio.create_task(self._flush_all(), context=contextvars.Context())
         return waiting.result
 
     def close(self) -> None:

@@ -42,6 +42,8 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=pre_ping,
+        # Errors name the statement, never its parameters (customers' texts, hashes): they reach the logs.
+        hide_parameters=True,
         connect_args={
             "server_settings": {
                 "application_name": application_name,

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.kit.http_metrics import route_template
+
 log = structlog.get_logger(__name__)
 
 
@@ -98,7 +100,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", path=request.url.path, method=request.method)
+    # The route template, not the path: a path may carry a token (an onboarding link's).
+    log.exception("unhandled error", route=route_template(request.scope), method=request.method)
     return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 
 

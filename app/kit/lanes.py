@@ -161,6 +161,8 @@ class Lanes(Generic[T]):
 
     # --- running -------------------------------------------------------------------------------------------
     async def _run_lane(self, key: Key, lane: _Lane[T]) -> None:
+        # The lane's task has a context of its own: every line logged while it runs names the store and chat.
+        structlog.contextvars.bind_contextvars(store_id=str(key[0]), chat=key[1])
         try:
             while lane.items and key[0] not in self._draining and self._lanes.get(key) is lane:
                 run = self._next_run(lane.items)

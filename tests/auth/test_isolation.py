@@ -32,6 +32,7 @@ PUBLIC = {
     ("GET", "/v1/auth/oidc/callback"),  # the state cookie and the provider's code are the credential
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),  # aggregate counts; no label names a tenant or a store
 }
 # Routes about the caller itself, not about a tenant's objects: a stranger calling them acts on its own account.
 SELF = {("POST", "/v1/auth/logout"), ("POST", "/v1/auth/password"), ("GET", "/v1/users/me")}
