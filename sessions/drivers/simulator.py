@@ -314,7 +314,9 @@ class SimulatorConnection(Connection):
         elif kind == "ban" and self.state is not _State.idle:
             # What the neonize driver reports on WhatsApp's TemporaryBan event: not retryable.
             await self._close()
-            await self._emit(Disconnected(f"{REASON_TEMPORARY_BAN} (simulated, lifted in 1:00:00)", retryable=False))
+            await self._emit(
+                Disconnected(f"{REASON_TEMPORARY_BAN} (simulated, lifted in 1:00:00)", retryable=False)
+            )
 
     # --- sending -------------------------------------------------------------------------------------------
     async def send_text(self, chat_jid: str, text: str, *, wa_id: str | None = None) -> SentMessage:
