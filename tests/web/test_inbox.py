@@ -131,7 +131,7 @@ async def test_the_store_page_charts_the_last_30_days(page: Page, server: str, o
     await page.goto(f"{server}/app/stores/{store_id}")
     chart = page.get_by_role("img", name="Activity in the last 30 days")
     await expect(chart).to_be_visible()
-    await expect(page.locator("#activity-summary")).to_have_text("3 messages in, 3 out")
+    await expect(page.locator("#activity-summary")).to_have_text("Messages in: 3; out: 3")
     assert await page.locator(".chart rect.bar-in").count() == 30
     assert float(await page.locator(".chart rect.bar-in").last.get_attribute("height") or 0) > 0
     await page.get_by_text("Show the figures as a table").click()

@@ -67,7 +67,7 @@ async def test_the_store_page_draws_the_last_30_days(
     assert 'role="img"' in svg.group(0) and "<title" in svg.group(0) and "<desc" in svg.group(0)
     # One pair of bars a day for 30 days; the message 40 days old is outside.
     assert len(re.findall(r'<rect class="bar-in"', svg.group(0))) == DAYS
-    assert "3 messages in, 1 out" in page.text
+    assert "Messages in: 3; out: 1" in page.text
     # The table alternative has the same figures, today's row included.
     today = datetime.now(UTC).date().isoformat()
     assert re.search(rf"<th scope=\"row\">{today}</th>\s*<td>2</td>\s*<td>1</td>", page.text)

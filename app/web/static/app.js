@@ -624,6 +624,7 @@ async function initBotForm(base) {
     append($("bot-config-error"), path.length ? `${path.join(".")}: ${detail.message}` : detail.message);
   }
   function append(slot, message) {
+    message = message.replace(/^Value error, /, ""); // pydantic's prefix for a validator's own words
     slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
   }
   function place(el, message) {
