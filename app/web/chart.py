@@ -10,9 +10,9 @@ from app.messages.schemas import StoreStats
 
 DAYS = 30
 WIDTH = 600  # the SVG's coordinate system; it scales to the card's width
-HEIGHT = 160
-TOP = 10  # room above the tallest bar
-BOTTOM = 20  # room for the day labels
+HEIGHT = 120  # stretched to the card's width and a fixed height (the day labels are HTML, under it)
+TOP = 4  # room above the tallest bar
+BOTTOM = 1  # the axis
 SLOT = WIDTH / DAYS
 BAR = SLOT * 0.38  # in and out side by side in each day's slot
 
@@ -44,6 +44,7 @@ class ActivityChart:
     width: int = WIDTH
     height: int = HEIGHT
     baseline: float = HEIGHT - BOTTOM
+    bar: float = round(BAR, 1)
 
 
 def activity_chart(stats: StoreStats, today: date) -> ActivityChart:

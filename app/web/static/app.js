@@ -758,15 +758,21 @@ function initInbox(storeId) {
     }
     if (seq !== renderSeq) return; // another chat was opened meanwhile
     $("thread-messages").replaceChildren(
-      ...page.items.reverse().map((message) => {
-        const li = document.createElement("li");
-        li.className = message.direction === "in" ? "from-customer" : "from-store";
-        const who = document.createElement("span");
-        who.className = "who";
-        who.textContent = (message.direction === "in" ? T.customer : T.bot) + ": ";
-        li.append(who, message.text || `[${message.type}]`);
-        return li;
-      }),
+      // In the order they happened on WhatsApp (a reply's time is its sending); replies written in one
+      // transaction share their creation time, so that alone would not order them.
+      ...page.items
+        .reverse()
+        .map((message, i) => ({ message, i, at: Date.parse(message.whatsapp_timestamp || message.created_at) }))
+        .sort((a, b) => a.at - b.at || a.i - b.i)
+        .map(({ message }) => {
+          const li = document.createElement("li");
+          li.className = message.direction === "in" ? "from-customer" : "from-store";
+          const who = document.createElement("span");
+          who.className = "who";
+          who.textContent = (message.direction === "in" ? T.customer : T.bot) + ": ";
+          li.append(who, message.text || `[${message.type}]`);
+          return li;
+        }),
     );
   }
 
