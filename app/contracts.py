@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -95,8 +95,37 @@ def qr_event(code: str, expires_at: datetime) -> str:
     return json.dumps({"type": "qr", "code": code, "expires_at": expires_at.isoformat()})
 
 
+# Why a store is down, as a code a client can branch on; the reason's text is for people and may change. The
+# drivers write these texts from the constants below, so the code follows from the status and the reason.
+REASON_QR_TIMEOUT = "QR code not scanned in time"
+REASON_TEMPORARY_BAN = "WhatsApp temporarily banned this number"
+StatusReasonCode = Literal["qr_expired", "banned", "logged_out", "connection_error"]
+
+
+def status_reason_code(status: str, reason: str | None) -> StatusReasonCode | None:
+    """`qr_expired` (no scan in time), `banned` (WhatsApp banned the number), `logged_out` (unlinked from the
+    phone), `connection_error` (any other error), or None for a store that is not down."""
+    if status == "logged_out":
+        return "logged_out"
+    if status != "error":
+        return None
+    if reason and reason.startswith(REASON_QR_TIMEOUT):
+        return "qr_expired"
+    if reason and reason.startswith(REASON_TEMPORARY_BAN):
+        return "banned"
+    return "connection_error"
+
+
 def status_event(status: str, *, phone_number: str | None, reason: str | None) -> str:
-    return json.dumps({"type": "status", "status": status, "phone_number": phone_number, "reason": reason})
+    return json.dumps(
+        {
+            "type": "status",
+            "status": status,
+            "phone_number": phone_number,
+            "reason": reason,
+            "reason_code": status_reason_code(status, reason),
+        }
+    )
 
 
 def pairing_code_event(code: str, expires_at: datetime) -> str:

@@ -63,6 +63,18 @@ class OnboardingLinkRepository:
         row = (await self.session.execute(statement)).one_or_none()
         return None if row is None else (row[0], row[1], row[2])
 
+    async def is_expired(self, token_hash: str) -> bool:
+        """Whether the token is a real link's that expired (neither revoked nor used): its holder is told so."""
+        found = await self.session.scalar(
+            select(OnboardingLink.id).where(
+                OnboardingLink.token_hash == token_hash,
+                OnboardingLink.revoked_at.is_(None),
+                OnboardingLink.completed_at.is_(None),
+                OnboardingLink.expires_at <= datetime.now(UTC),
+            )
+        )
+        return found is not None
+
     async def update(self, link: OnboardingLink, **values: object) -> None:
         for column, value in values.items():
             setattr(link, column, value)

@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from app.contracts import StatusReasonCode, status_reason_code
 from app.models import StoreStatus
 
 DEFAULT_TTL_SECONDS = 24 * 3600
@@ -45,3 +46,11 @@ class OnboardingStatus(BaseModel):
     store_name: str | None = Field(description="Null once connected: the link then shows nothing more.")
     status_reason: str | None = None
     expires_at: datetime | None = None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="As `status_reason_code` of a store: `qr_expired`, `banned`, `logged_out`, "
+        "`connection_error` or null."
+    )
+    @property
+    def status_reason_code(self) -> StatusReasonCode | None:
+        return status_reason_code(self.status.value, self.status_reason)

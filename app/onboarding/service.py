@@ -65,11 +65,11 @@ class OnboardingService:
 
     async def open(self, session: AsyncSession, secret_key: str, token: str) -> OnboardingAccess:
         """The link's store, or 404 for a guessed, expired or revoked token."""
-        found = await OnboardingLinkRepository.from_session(session).get_live_by_token_hash(
-            hash_link_token(secret_key, _PURPOSE, token)
-        )
+        repository = OnboardingLinkRepository.from_session(session)
+        token_hash = hash_link_token(secret_key, _PURPOSE, token)
+        found = await repository.get_live_by_token_hash(token_hash)
         if found is None:
-            raise OnboardingLinkNotFound()
+            raise OnboardingLinkNotFound(expired=await repository.is_expired(token_hash))
         access = OnboardingAccess(*found)
         if access.finished and access.link.completed_at is None:
             # Seen connected: dead from now on, even if the store disconnects later.

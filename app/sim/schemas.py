@@ -59,13 +59,14 @@ class OutboundPage(BaseModel):
     items: list[OutboundMessage]
 
 
-FaultKind = Literal["disconnect", "logout", "send_failure"]
+FaultKind = Literal["disconnect", "logout", "send_failure", "ban"]
 
 
 class FaultRequest(BaseModel):
     kind: FaultKind = Field(
         description="`disconnect`: drop the connection (it reconnects); `logout`: log the device out from the "
-        "phone; `send_failure`: fail the next send."
+        "phone; `send_failure`: fail the next send; `ban`: WhatsApp bans the number for a while (the store ends in "
+        "`error`, reason code `banned`)."
     )
 
 

@@ -6,8 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
+from app.contracts import StatusReasonCode, status_reason_code
 from app.models import DesiredState, StoreStatus
 from app.stores.settings import StoreSettingsUpdate
 
@@ -41,6 +42,15 @@ class StoreRead(BaseModel):
     name: str
     status: StoreStatus = Field(description="What the session manager last observed.")
     status_reason: str | None = Field(description="Why the store is in this status (errors, logouts).")
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Why the store is down, as a code to branch on (the reason's text is for people): "
+        "`qr_expired`, `banned`, `logged_out`, `connection_error`; null when it is not down."
+    )
+    @property
+    def status_reason_code(self) -> StatusReasonCode | None:
+        return status_reason_code(self.status.value, self.status_reason)
+
     desired_state: DesiredState = Field(description="What was asked for: link, log out, or nothing.")
     phone_number: str | None = Field(description="The linked WhatsApp number, once connected.")
     settings: dict[str, Any] = Field(

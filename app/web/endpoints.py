@@ -1,5 +1,5 @@
-"""The pages (HTML, not API: kept out of the OpenAPI document) and the one read the store page needs that the
-API has no route for yet (recent conversations)."""
+"""The pages (HTML, not API: kept out of the OpenAPI document). They read and write through the JSON API from
+the browser; only the store page's activity chart is drawn here, from the same service as `GET .../stats`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.auth.csrf import SESSION_COOKIE
+from app.auth.dependencies import authenticate
+from app.auth.errors import NotAuthenticated
+from app.auth.scopes import Scope
 from app.config import WhatsAppDriver
-from app.dependencies import SessionDep, SettingsDep
-from app.stores.auth import MessagesRead
+from app.dependencies import RedisDep, SessionDep, SettingsDep
+from app.messages.service import message as message_service
 from app.web import i18n
-from app.web.schemas import ConversationList
-from app.web.service import recent_conversations
+from app.web.chart import activity_chart
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -57,11 +59,24 @@ async def dashboard(request: Request) -> Response:
 
 
 @router.get("/app/stores/{store_id}", response_class=HTMLResponse)
-async def store_page(store_id: str, request: Request, settings: SettingsDep) -> Response:
+async def store_page(
+    store_id: str, request: Request, session: SessionDep, redis: RedisDep, settings: SettingsDep
+) -> Response:
     if not _signed_in(request):
         return RedirectResponse("/", status_code=303)
+    try:
+        auth = await authenticate(request, session, settings)
+    except NotAuthenticated:  # an expired or revoked session: log in again
+        return RedirectResponse("/", status_code=303)
+    chart = None
+    if Scope.messages_read in auth.scopes:
+        # The last 30 days of the same figures as GET /v1/stores/{id}/stats (404 for another tenant's store).
+        stats = await message_service.stats(
+            session, redis, tenant=auth.tenant, store_id=store_id, since=None, until=None
+        )
+        chart = activity_chart(stats, stats.until.date())
     simulator = settings.whatsapp_driver is WhatsAppDriver.simulator
-    return _page(request, "store.html", store_id=store_id, simulator=simulator)
+    return _page(request, "store.html", store_id=store_id, simulator=simulator, chart=chart)
 
 
 @router.get("/onboard/{token}", response_class=HTMLResponse)
@@ -76,8 +91,3 @@ async def onboarding_page(token: str, request: Request) -> Response:
 async def invite_page(request: Request) -> Response:
     # The invite's token is in the URL's fragment: the browser never sends it here, the page's script reads it.
     return _page(request, "invite.html")
-
-
-@router.get("/web/stores/{store_id}/conversations")
-async def conversations(store_id: str, auth: MessagesRead, session: SessionDep) -> ConversationList:
-    return await recent_conversations(session, tenant=auth.tenant, store_id=store_id)

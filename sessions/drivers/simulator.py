@@ -29,6 +29,8 @@ from redis.exceptions import ResponseError
 
 from app.config import Settings
 from app.contracts import (
+    REASON_QR_TIMEOUT,
+    REASON_TEMPORARY_BAN,
     SIM_CONFLICTS_KEY,
     SIM_DEVICE_GROUP,
     jid_to_phone,
@@ -217,7 +219,7 @@ class SimulatorConnection(Connection):
             await asyncio.sleep(lifetime)
         if self.state is _State.pairing:
             await self._close()
-            await self._emit(Disconnected("QR code not scanned in time", retryable=False))
+            await self._emit(Disconnected(REASON_QR_TIMEOUT, retryable=False))
 
     async def _show_code(self, code: str, lifetime: float) -> QrCode:
         self.qr_code = code
@@ -313,6 +315,12 @@ class SimulatorConnection(Connection):
             await self._emit(LoggedOut("logged out from the phone"))
         elif kind == "send_failure":
             self.fail_next_send = True
+        elif kind == "ban" and self.state is not _State.idle:
+            # What the neonize driver reports on WhatsApp's TemporaryBan event: not retryable.
+            await self._close()
+            await self._emit(
+                Disconnected(f"{REASON_TEMPORARY_BAN} (simulated, lifted in 1:00:00)", retryable=False)
+            )
 
     # --- sending -------------------------------------------------------------------------------------------
     async def send_text(self, chat_jid: str, text: str, *, wa_id: str | None = None) -> SentMessage:

@@ -94,6 +94,7 @@ async def test_a_link_is_dead_after_connect_even_if_the_store_disconnects_later(
         "status": "connected",
         "store_name": None,
         "status_reason": None,
+        "status_reason_code": None,
         "expires_at": None,
     }
     await set_store(sessionmaker, store_id, status="logged_out", phone_number=None)
@@ -128,6 +129,9 @@ async def test_expired_revoked_and_guessed_links_get_nothing(
             response = await page.request(method, f"/v1/onboarding/{token}{path}")
             assert response.status_code == 404, (token, path)
             assert response.json()["error"]["code"] == "onboarding_link_not_found"
+            # Only the holder of a real, expired link is told it expired (the page says: ask for a new one).
+            expected = {"reason": "expired"} if token == expired else None
+            assert response.json()["error"]["details"] == expected, (token, path)
         pairing = await page.post(f"/v1/onboarding/{token}/pairing-code", json={"phone": "+5491155550000"})
         assert pairing.status_code == 404
     assert (await page.get(f"/v1/onboarding/{live}")).status_code == 200  # the live one still works

@@ -133,6 +133,7 @@ async def test_connection_dropped_while_postgres_is_away(
                 events = await drain_events(pubsub, until="connected", timeout=20)
             assert events and events[-1] == {
                 "type": "status", "status": "connected", "phone_number": "+5491155551001", "reason": None,
+                "reason_code": None,
             }  # fmt: skip
             await wait_status(sessionmaker, store_id, "connected")
             assert manager.sessions.get(store_id) is session  # the same session: never dropped and retaken

@@ -24,6 +24,7 @@ from app.contracts import (
     sim_inbound_stream,
     sim_outbound_stream,
     sim_pairing_key,
+    status_reason_code,
     store_events_channel,
     store_qr_key,
 )
@@ -105,7 +106,8 @@ async def test_pairing_with_a_scanned_qr_connects_the_store(
 
         seen = await drain_events(pubsub)
     assert [e["type"] for e in seen][:2] == ["status", "qr"]
-    assert {"type": "status", "status": "connected", "phone_number": "+5491155550000", "reason": None} in seen
+    connected = {"status": "connected", "phone_number": "+5491155550000", "reason": None, "reason_code": None}
+    assert {"type": "status", **connected} in seen
 
 
 async def test_qr_codes_rotate_then_the_pairing_times_out(
@@ -120,6 +122,7 @@ async def test_qr_codes_rotate_then_the_pairing_times_out(
         codes = [event["code"] for event in await drain_events(pubsub, quiet=0.3) if event["type"] == "qr"]
     assert len(codes) == 3 and len(set(codes)) == 3
     assert store.status_reason is not None and "QR code not scanned in time" in store.status_reason
+    assert status_reason_code(store.status, store.status_reason) == "qr_expired"
     assert await redis.get(store_qr_key(store_id)) is None
 
 

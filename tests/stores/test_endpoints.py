@@ -16,6 +16,8 @@ from sqlalchemy import update
 import app.stores.endpoints as store_endpoints_module
 import app.stores.service as store_service_module
 from app.contracts import (
+    REASON_QR_TIMEOUT,
+    REASON_TEMPORARY_BAN,
     STORES_CHANGED_CHANNEL,
     messages_stream,
     outbox_stream,
@@ -95,6 +97,7 @@ async def test_create_returns_the_store(client: AsyncClient) -> None:
         "name",
         "status",
         "status_reason",
+        "status_reason_code",
         "desired_state",
         "phone_number",
         "settings",
@@ -416,7 +419,13 @@ async def test_events_start_with_the_status_and_the_current_qr_then_relay(
         events = sse_events(response)
         assert await anext(events) == (
             "status",
-            {"type": "status", "status": "linking", "phone_number": None, "reason": None},
+            {
+                "type": "status",
+                "status": "linking",
+                "phone_number": None,
+                "reason": None,
+                "reason_code": None,
+            },
         )
         name, qr = await anext(events)
         assert (name, qr["type"], qr["code"]) == ("qr", "qr", QR_CODE)
@@ -425,7 +434,13 @@ async def test_events_start_with_the_status_and_the_current_qr_then_relay(
         await redis.publish(channel, status_event("connected", phone_number="+5491155550000", reason=None))
         assert await anext(events) == (
             "status",
-            {"type": "status", "status": "connected", "phone_number": "+5491155550000", "reason": None},
+            {
+                "type": "status",
+                "status": "connected",
+                "phone_number": "+5491155550000",
+                "reason": None,
+                "reason_code": None,
+            },
         )
         await redis.publish(channel, pairing_code_event("ABCD1234", expires_in(60)))
         name, code = await anext(events)
@@ -549,3 +564,22 @@ async def test_pairing_code_rejects_a_bad_phone(client: AsyncClient, phone: str 
     response = await client.post(f"/v1/stores/{store['id']}/pairing-code", json={"phone": phone})
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == ["body.phone"]
+
+
+async def test_status_reason_codes_follow_the_drivers_reasons(
+    client: AsyncClient, sessionmaker: AsyncSessionMaker
+) -> None:
+    """The page branches on `status_reason_code`, not on the reason's words."""
+    store_id = str((await create_store(client))["id"])
+    cases = [
+        ("error", f"{REASON_QR_TIMEOUT}; link again to get a new QR code", "qr_expired"),
+        ("error", f"{REASON_TEMPORARY_BAN} (SENT_TOO_MANY_SAME_MESSAGE, lifted in 1:00:00)", "banned"),
+        ("error", "cannot reach WhatsApp: DNS lookup failed", "connection_error"),
+        ("logged_out", "logged out from the phone", "logged_out"),
+        ("reconnecting", "connection lost", None),
+        ("connected", None, None),
+    ]
+    for status, reason, code in cases:
+        await set_store(sessionmaker, store_id, status=status, status_reason=reason)
+        body = (await client.get(f"/v1/stores/{store_id}")).json()
+        assert (body["status_reason"], body["status_reason_code"]) == (reason, code)

@@ -30,6 +30,8 @@ PASSWORD = "a long enough passphrase"
 # Short codes, so that the expired-QR test waits seconds, not minutes: 2 codes, then the pairing times out.
 QR_FIRST_SECONDS = 20
 QR_NEXT_SECONDS = 6
+# Each running server's data dir, to reach its embedded PostgreSQL (tests that move time in the database).
+SERVER_DATA: dict[str, Path] = {}
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +84,7 @@ def server() -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, "mostrador run was not ready in 120 s"
             time.sleep(0.2)
+        SERVER_DATA[base] = root / "data"
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -95,6 +98,13 @@ def server() -> Iterator[str]:
             if data_dir.is_dir():
                 as_root.remove_data(data_dir)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def database_url(server: str) -> str:
+    """The server's embedded PostgreSQL (its port is in postmaster.pid; it trusts local connections)."""
+    pid_file = SERVER_DATA[server] / "postgres" / "postmaster.pid"
+    port = pid_file.read_text().splitlines()[3].strip()
+    return f"postgresql://postgres@127.0.0.1:{port}/mostrador"
 
 
 class Owner:
@@ -112,6 +122,31 @@ class Owner:
     def current_qr(self, store_id: str) -> str | None:
         response = self.http.get(f"/v1/stores/{store_id}/qr")
         return str(response.json()["code"]) if response.status_code == 200 else None
+
+    def connected_store(self, name: str = "Kiosco") -> str:
+        """A store linked through the API and the simulated phone's scan."""
+        store_id = self.store(name)
+        assert self.http.post(f"/v1/stores/{store_id}/link").status_code in (200, 202)
+        deadline = time.monotonic() + 20
+        while self.current_qr(store_id) is None:
+            assert time.monotonic() < deadline, "no QR code in 20 s"
+            time.sleep(0.1)
+        assert self.http.post(f"/v1/sim/stores/{store_id}/scan", json={}).status_code == 202
+        while self.http.get(f"/v1/stores/{store_id}").json()["status"] != "connected":
+            assert time.monotonic() < deadline, "not connected in 20 s"
+            time.sleep(0.1)
+        return store_id
+
+    def customer_writes(self, store_id: str, phone: str, text: str, name: str | None = None) -> None:
+        body = {"from": phone, "text": text} | ({"name": name} if name else {})
+        response = self.http.post(f"/v1/sim/stores/{store_id}/inbound", json=body)
+        assert response.status_code == 202, response.text
+
+    def phone_received(self, store_id: str, phone: str) -> list[str]:
+        """What the simulated customer's phone got from the store."""
+        response = self.http.get(f"/v1/sim/stores/{store_id}/outbound", params={"chat": phone})
+        assert response.status_code == 200, response.text
+        return [str(m["text"]) for m in response.json()["items"]]
 
 
 def new_email() -> str:

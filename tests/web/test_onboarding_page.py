@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
+import asyncpg
 import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.web.conftest import Owner, check_accessibility, log_in, screenshot
+from tests.web.conftest import Owner, check_accessibility, database_url, log_in, screenshot
 from tests.web.test_store_page import shown_code_is_current
 
 pytestmark = pytest.mark.slow
@@ -51,7 +54,9 @@ async def test_revoked_link_shows_no_qr(browser: Browser, server: str, owner: Ow
     context = await browser.new_context()
     page = await context.new_page()
     await page.goto(link["url"] + "?lang=en")
-    await expect(page.get_by_text("This link no longer works: it expired or was revoked.")).to_be_visible()
+    await expect(
+        page.get_by_text("This link no longer works: it was revoked or already used.")
+    ).to_be_visible()
     await expect(page.locator("#qr")).to_be_hidden()
     await expect(page.get_by_role("button", name="Link WhatsApp")).to_have_count(0)
     await check_accessibility(page, "onboard-gone")
@@ -75,4 +80,42 @@ async def test_owner_makes_and_revokes_links_on_the_store_page(
     await expect(page.locator("#links li")).to_have_count(0)
     token = ((await url.text_content()) or "").rsplit("/", 1)[1]
     assert httpx.get(f"{server}/v1/onboarding/{token}").status_code == 404
+    await context.close()
+
+
+async def _expire(server: str, link_id: str) -> None:
+    """Time made controllable: the link's expiry moved into the past in the server's database."""
+    connection = await asyncpg.connect(database_url(server))
+    try:
+        done = await connection.execute(
+            "UPDATE onboarding_links SET expires_at = now() - interval '1 second' WHERE id = $1",
+            uuid.UUID(link_id),
+        )
+    finally:
+        await connection.close()
+    assert done == "UPDATE 1"
+
+
+async def test_an_expired_link_says_so_and_shows_no_qr(browser: Browser, server: str, owner: Owner) -> None:
+    store_id = owner.store("Verdulería Sur")
+    link = _link(owner, store_id)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(link["url"] + "?lang=en")
+    await expect(page.get_by_role("button", name="Link WhatsApp")).to_be_visible()
+    await _expire(server, link["id"])
+    # It expires while the page is open: the next step says so instead of showing a code.
+    await page.get_by_role("button", name="Link WhatsApp").click()
+    expired = page.get_by_text("This link has expired. Ask whoever sent it for a new one.")
+    await expect(expired).to_be_visible()
+    await expect(page.locator("#qr")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Link WhatsApp")).to_have_count(0)
+    await page.reload()
+    await expect(expired).to_be_visible()
+    await expect(page.locator("#qr")).to_be_hidden()
+    token = link["url"].rsplit("/", 1)[1]
+    assert httpx.get(f"{server}/v1/onboarding/{token}/qr").status_code == 404
+    assert owner.http.get(f"/v1/stores/{store_id}").json()["desired_state"] == "unlinked"  # nothing started
+    await check_accessibility(page, "onboard-expired")
+    await screenshot(page, "onboard-expired")
     await context.close()

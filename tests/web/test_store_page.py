@@ -92,7 +92,7 @@ async def test_sign_up_create_link_and_chat(page: Page, server: str) -> None:
     await expect(page.locator("#status-badge")).to_have_text("Connected")
     assert await page.evaluate("window.__sameDocument") is True
 
-    await page.get_by_label("Message").fill("hola, ¿tienen medialunas?")
+    await page.get_by_label("Message", exact=True).fill("hola, ¿tienen medialunas?")
     await page.get_by_role("button", name="Send").click()
     conversations = page.locator("#conversations")
     await expect(conversations.locator(".from-customer")).to_contain_text(

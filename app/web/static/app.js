@@ -15,12 +15,14 @@ class ApiError extends Error {
   constructor(status, body) {
     super((body && body.error && body.error.message) || "HTTP " + status);
     this.status = status;
-    this.details = (body && body.error && body.error.details) || [];
+    const details = body && body.error && body.error.details;
+    this.details = Array.isArray(details) ? details : [];
+    this.reason = details && !Array.isArray(details) ? details.reason : null;
   }
 }
 
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
   const response = await fetch(path, {
@@ -59,6 +61,22 @@ function showFieldErrors(form, prefix, error) {
 
 function formData(form) {
   return Object.fromEntries(new FormData(form).entries());
+}
+
+// Why a store is down, from the API's reason code (never from the reason's words, which are for people).
+function reasonText(data) {
+  const code = data.reason_code || data.status_reason_code;
+  if (code === "qr_expired") return T.qr_expired;
+  if (code === "banned") return T.banned;
+  if (code === "logged_out") return T.logged_out;
+  return fmt("conn_error", { reason: data.reason || data.status_reason || "" });
+}
+
+// An Idempotency-Key: crypto.randomUUID exists only in secure contexts, getRandomValues everywhere.
+function newKey() {
+  if (window.crypto.randomUUID) return window.crypto.randomUUID();
+  const bytes = window.crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function statusText(status) {
@@ -270,11 +288,8 @@ function initStore() {
     if (simLogout) simLogout.hidden = !(connected && canWrite());
     const simScan = $("sim-scan");
     if (simScan) simScan.hidden = !(status === "linking" && canWrite()); // only a showing code can be scanned
-    if (status === "logged_out") problem(T.logged_out);
-    else if (status === "error") {
-      const reason = data.reason || data.status_reason || "";
-      problem(/scan|QR/i.test(reason) ? T.qr_expired : fmt("conn_error", { reason }));
-    } else if (status === "reconnecting") problem(T.reconnecting, false); // it retries by itself
+    if (status === "logged_out" || status === "error") problem(reasonText(data));
+    else if (status === "reconnecting") problem(T.reconnecting, false); // it retries by itself
     else problem("");
     if (status !== "linking") expiresAt = null;
   }
@@ -373,8 +388,7 @@ function initStore() {
     renderLinks();
   });
 
-  renderConversations(storeId);
-  setInterval(() => renderConversations(storeId), 2000);
+  initInbox(storeId);
 
   (async () => {
     await loadMe();
@@ -390,7 +404,9 @@ function initStore() {
 }
 
 // --- bot set-up ---------------------------------------------------------------------------------------------
-// Examples for a kind the store does not use yet; the fields besides language and greeting go in the JSON box.
+// One form per kind: language and greeting, then the kind's main lists as rows of fields (menu options,
+// services and opening hours, catalog). Settings without a field here (a submenu, slot length, currency...) are
+// kept as they are. The API validates; each error goes next to the field its path names.
 const BOT_EXAMPLES = {
   echo: {},
   menu: {
@@ -405,115 +421,396 @@ const BOT_EXAMPLES = {
   },
   orders: { catalog: [{ id: "1", name: "Medialuna", price_cents: 50000 }] },
 };
-const OWN_FIELDS = ["language", "greeting"];
+const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+// Each list: its container, the config key, the legend of a row, and its fields (key, label, how to show the
+// stored value, how to read it back: a value the API must refuse is sent as typed, so it says why).
+const numberOrTyped = (text) => (text.trim() === "" ? null : Number.isFinite(Number(text)) ? Number(text) : text);
+const LISTS = {
+  options: {
+    container: "menu-options",
+    legend: "option_n",
+    fields: [
+      { key: "title", label: "option_title" },
+      {
+        key: "keywords",
+        label: "option_keywords",
+        show: (v) => (v || []).join(", "),
+        read: (t) => t.split(",").map((w) => w.trim()).filter(Boolean),
+      },
+      { key: "answer", label: "option_answer", type: "textarea", read: (t) => (t.trim() ? t : null) },
+      { key: "handoff", label: "option_handoff", type: "checkbox" },
+    ],
+  },
+  services: {
+    container: "booking-services",
+    legend: "service_n",
+    fields: [
+      { key: "name", label: "service_name" },
+      { key: "duration_minutes", label: "service_minutes", inputmode: "numeric", read: numberOrTyped },
+    ],
+  },
+  catalog: {
+    container: "orders-catalog",
+    legend: "item_n",
+    fields: [
+      { key: "id", label: "item_id" },
+      { key: "name", label: "item_name" },
+      {
+        key: "price_cents",
+        label: "item_price",
+        inputmode: "decimal",
+        show: (v) => (v === undefined || v === null ? "" : (v / 100).toFixed(2)),
+        read: (t) => {
+          const n = Number(t.trim().replace(",", "."));
+          return t.trim() !== "" && Number.isFinite(n) ? Math.round(n * 100) : t;
+        },
+      },
+      { key: "category", label: "item_category", read: (t) => (t.trim() ? t : null) },
+    ],
+  },
+};
+const KIND_LISTS = { menu: ["options"], booking: ["services"], orders: ["catalog"], echo: [] };
+
+let rowSeq = 0;
+function addRow(list, value = {}) {
+  const spec = LISTS[list];
+  const container = $(spec.container);
+  const row = document.createElement("fieldset");
+  row.className = "row";
+  row.id = "row-" + ++rowSeq;
+  const own = spec.fields.map((f) => f.key);
+  row.dataset.extra = JSON.stringify(Object.fromEntries(Object.entries(value).filter(([k]) => !own.includes(k))));
+  const legend = document.createElement("legend");
+  const rowError = document.createElement("p");
+  rowError.className = "field-error";
+  rowError.id = row.id + "-error";
+  row.append(legend, rowError);
+  for (const f of spec.fields) {
+    const id = `${row.id}-${f.key}`;
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = T[f.label];
+    const input = document.createElement(f.type === "textarea" ? "textarea" : "input");
+    input.id = id;
+    input.dataset.key = f.key;
+    if (f.type === "checkbox") {
+      input.type = "checkbox";
+      input.checked = Boolean(value[f.key]);
+      label.className = "check";
+      label.prepend(input, " ");
+      row.append(label);
+    } else {
+      if (f.type === "textarea") input.rows = 2;
+      if (f.inputmode) input.inputMode = f.inputmode;
+      input.autocomplete = "off";
+      const shown = f.show ? f.show(value[f.key]) : value[f.key];
+      input.value = shown === undefined || shown === null ? "" : String(shown);
+      row.append(label, input);
+    }
+    const error = document.createElement("p");
+    error.className = "field-error";
+    error.id = id + "-error";
+    row.append(error);
+  }
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "secondary";
+  remove.dataset.write = "";
+  remove.hidden = !canWrite();
+  remove.addEventListener("click", () => {
+    row.remove();
+    numberRows(list);
+  });
+  row.append(remove);
+  container.append(row);
+  numberRows(list);
+  row.querySelectorAll("input, textarea").forEach((el) => (el.disabled = !canWrite()));
+  return row;
+}
+
+// Rows carry their place in the config ("options.1", "options.1.title") so that an error's path finds them.
+function numberRows(list) {
+  const spec = LISTS[list];
+  [...$(spec.container).children].forEach((row, i) => {
+    row.dataset.path = `${list}.${i}`;
+    const name = fmt(spec.legend, { n: i + 1 });
+    row.querySelector("legend").textContent = name;
+    const remove = row.querySelector("button");
+    remove.textContent = T.remove;
+    remove.setAttribute("aria-label", `${T.remove}: ${name}`);
+    row.querySelectorAll("[data-key]").forEach((el) => (el.dataset.path = `${list}.${i}.${el.dataset.key}`));
+  });
+}
+
+function readRows(list) {
+  const spec = LISTS[list];
+  return [...$(spec.container).children].map((row) => {
+    const item = JSON.parse(row.dataset.extra);
+    for (const f of spec.fields) {
+      const el = row.querySelector(`[data-key="${f.key}"]`);
+      item[f.key] = f.type === "checkbox" ? el.checked : f.read ? f.read(el.value) : el.value;
+    }
+    return item;
+  });
+}
+
+// Opening hours: "09:00-13:00, 16:00-20:00" per day; a day left empty is closed.
+const showHours = (ranges) =>
+  (ranges || []).map((r) => (Array.isArray(r) ? r.join("-") : `${r.start}-${r.end}`)).join(", ");
+const readHours = (text) =>
+  text.split(",").map((p) => p.trim()).filter(Boolean).map((p) => p.split("-").map((x) => x.trim()));
 
 async function initBotForm(base) {
   const form = $("bot-form");
   const kind = $("bot-kind");
   let current = await api("GET", base + "/bot");
-  function fill(config) {
+  const configFor = (k) => (k === current.kind ? current.config : BOT_EXAMPLES[k]);
+
+  function fill(k, config) {
     $("bot-language").value = config.language || "es";
     $("bot-greeting").value = config.greeting || "";
-    const details = Object.fromEntries(Object.entries(config).filter(([k]) => !OWN_FIELDS.includes(k)));
-    $("bot-details").value = Object.keys(details).length ? JSON.stringify(details, null, 2) : "";
-    $("bot-settings").hidden = kind.value === "echo";
+    for (const list of Object.keys(LISTS)) {
+      $(LISTS[list].container).replaceChildren();
+      if (KIND_LISTS[k].includes(list)) (config[list] || []).forEach((item) => addRow(list, item));
+    }
+    for (const day of WEEKDAYS) $("hours-" + day).value = showHours((config.opening_hours || {})[day]);
+    $("bot-settings").hidden = k === "echo";
+    form.querySelectorAll("fieldset[data-kind]").forEach((fs) => (fs.hidden = fs.dataset.kind !== k));
+    clearErrors();
   }
+
+  function clearErrors() {
+    form.querySelectorAll(".field-error").forEach((p) => (p.textContent = ""));
+    form.querySelectorAll("[aria-invalid]").forEach((el) => {
+      el.removeAttribute("aria-invalid");
+      el.removeAttribute("aria-errormessage");
+    });
+  }
+
+  function read(k) {
+    if (k === "echo") return {};
+    const config = { ...configFor(k) }; // what this form does not show is kept
+    config.language = $("bot-language").value;
+    const greeting = $("bot-greeting").value.trim();
+    if (greeting) config.greeting = greeting;
+    else delete config.greeting;
+    for (const list of KIND_LISTS[k]) config[list] = readRows(list);
+    if (k === "booking") {
+      config.opening_hours = {};
+      for (const day of WEEKDAYS) {
+        const ranges = readHours($("hours-" + day).value);
+        if (ranges.length) config.opening_hours[day] = ranges;
+      }
+    }
+    return config;
+  }
+
+  // "body.config.options.0.title" -> the title of option 1; a deeper path (a submenu, "opening_hours.mon.0.start")
+  // goes to the nearest field or row shown; what names no field goes under the form.
+  function showError(detail) {
+    const parts = String(detail.field || "").split(".");
+    if (parts[1] === "kind") return place($("bot-kind"), detail.message);
+    const path = parts[1] === "config" ? parts.slice(2) : [];
+    for (let n = path.length; n > 0; n -= 1) {
+      const at = path.slice(0, n).join(".");
+      const rest = path.slice(n).join(".");
+      const message = rest ? `${rest}: ${detail.message}` : detail.message;
+      const target = [...form.querySelectorAll(`[data-path="${at}"]`)].find((el) => !el.closest("[hidden]"));
+      if (target) return place(target, message);
+      const slot = [...form.querySelectorAll(`[data-path-slot="${at}"]`)].find((el) => !el.closest("[hidden]"));
+      if (slot) return append(slot, message);
+    }
+    append($("bot-config-error"), path.length ? `${path.join(".")}: ${detail.message}` : detail.message);
+  }
+  function append(slot, message) {
+    message = message.replace(/^Value error, /, ""); // pydantic's prefix for a validator's own words
+    slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
+  }
+  function place(el, message) {
+    const slot = $(el.id + "-error");
+    append(slot, message);
+    if (el.tagName !== "FIELDSET") {
+      el.setAttribute("aria-invalid", "true");
+      el.setAttribute("aria-errormessage", slot.id);
+      const hint = el.getAttribute("aria-describedby") || "";
+      if (!hint.includes(slot.id)) el.setAttribute("aria-describedby", `${hint} ${slot.id}`.trim());
+    }
+  }
+
   kind.value = current.kind;
-  fill(current.config);
+  fill(current.kind, current.config);
   kind.addEventListener("change", () => {
-    fill(kind.value === current.kind ? current.config : BOT_EXAMPLES[kind.value]);
+    fill(kind.value, configFor(kind.value));
     $("bot-saved").textContent = "";
   });
+  for (const [button, list] of [["add-option", "options"], ["add-service", "services"], ["add-item", "catalog"]]) {
+    $(button).addEventListener("click", () => {
+      const row = addRow(list);
+      row.querySelector("input, textarea").focus();
+    });
+  }
   // The kind stays disabled (as rendered) until the store's bot is loaded, and for a role that cannot change it.
-  form.querySelectorAll("select, textarea").forEach((el) => (el.disabled = !canWrite()));
+  form.querySelectorAll("select, textarea, input").forEach((el) => (el.disabled = !canWrite()));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     $("bot-saved").textContent = "";
-    form.querySelectorAll(".field-error").forEach((p) => (p.textContent = ""));
-    form.querySelectorAll("[aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
-    const fail = (id, message) => {
-      const slot = $(id + "-error");
-      slot.textContent = slot.textContent ? slot.textContent + " " + message : message;
-      $(id).setAttribute("aria-invalid", "true");
-      $(id).setAttribute("aria-describedby", (id === "bot-details" ? "bot-details-hint " : "") + slot.id);
-    };
-    let config = {};
-    if (kind.value !== "echo") {
-      try {
-        config = $("bot-details").value.trim() ? JSON.parse($("bot-details").value) : {};
-      } catch (error) {
-        fail("bot-details", fmt("bot_bad_json", { error: error.message }));
-        $("bot-details").focus();
-        return;
-      }
-      config.language = $("bot-language").value;
-      const greeting = $("bot-greeting").value.trim();
-      if (greeting) config.greeting = greeting;
-    }
+    clearErrors();
     try {
-      current = await api("PUT", base + "/bot", { kind: kind.value, config });
-      fill(current.config);
+      current = await api("PUT", base + "/bot", { kind: kind.value, config: read(kind.value) });
+      fill(current.kind, current.config);
       $("bot-saved").textContent = T.saved;
     } catch (error) {
-      // "body.config.greeting" goes next to the greeting; "body.config.options.0.title" next to the JSON.
-      for (const detail of error.details || []) {
-        const path = String(detail.field || "").split(".").slice(2);
-        const id = path[0] === "language" || path[0] === "greeting" ? "bot-" + path[0]
-          : String(detail.field).startsWith("body.kind") ? "bot-kind" : "bot-details";
-        fail(id, id === "bot-details" && path.length ? `${path.join(".")}: ${detail.message}` : detail.message);
-      }
-      if (!(error.details || []).length) fail("bot-details", error.message);
-      const first = form.querySelector("[aria-invalid]");
+      if (error.details.length) error.details.forEach(showError);
+      else append($("bot-config-error"), error.message);
+      const first = form.querySelector("[aria-invalid]") || [...form.querySelectorAll(".field-error")]
+        .find((p) => p.textContent)?.closest("fieldset")?.querySelector("input, textarea");
       if (first) first.focus();
     }
   });
 }
 
-async function renderConversations(storeId) {
-  let page;
-  try {
-    page = await api("GET", `/web/stores/${storeId}/conversations`);
-  } catch {
-    return;
+// --- conversations: a small inbox ---------------------------------------------------------------------------
+// The chats from the history API, unanswered first; the open chat's messages; pause or resume the bot; reply as
+// a person (which pauses the bot in that chat).
+function initInbox(storeId) {
+  const base = "/v1/stores/" + storeId;
+  let chats = [];
+  let openId = null;
+  let renderSeq = 0;
+  const openChat = () => chats.find((c) => c.id === openId) || null;
+  const chatName = (c) => c.customer_name || prettyPhone(c.chat);
+
+  async function refresh() {
+    let page;
+    try {
+      page = await api("GET", base + "/conversations?limit=50");
+    } catch {
+      return;
+    }
+    // The API lists newest activity first; unanswered chats go before the rest, each group in that order.
+    chats = [...page.items.filter((c) => c.unread_count > 0), ...page.items.filter((c) => c.unread_count === 0)];
+    $("no-conversations").hidden = chats.length > 0;
+    if (!openChat()) openId = chats.length ? chats[0].id : null;
+    renderList();
+    await renderThread();
   }
-  $("no-conversations").hidden = page.items.length > 0;
-  const items = page.items.map((chat) => {
-    const li = document.createElement("li");
-    li.className = "conversation";
-    const h = document.createElement("h3");
-    h.textContent = chat.customer_name || "+" + chat.chat_jid.split("@")[0];
-    li.append(h);
-    if (chat.bot_paused) {
-      const p = document.createElement("p");
-      p.className = "paused";
-      p.textContent = T.paused + " ";
-      if (canWrite()) {
-        const resume = document.createElement("button");
-        resume.type = "button";
-        resume.textContent = T.resume;
-        resume.addEventListener("click", async () => {
-          await api("PATCH", `/v1/stores/${storeId}/conversations/${chat.id}`, { bot_paused: false });
-          renderConversations(storeId);
+
+  function renderList() {
+    const focused = document.activeElement && document.activeElement.dataset.chatId;
+    $("chat-list").replaceChildren(
+      ...chats.map((chat) => {
+        const li = document.createElement("li");
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "chat-item";
+        button.dataset.chatId = chat.id;
+        if (chat.id === openId) button.setAttribute("aria-current", "true");
+        const name = document.createElement("span");
+        name.className = "chat-name";
+        name.textContent = chatName(chat);
+        const last = document.createElement("span");
+        last.className = "chat-last";
+        last.textContent = (chat.last_message && chat.last_message.text) || "";
+        button.append(name);
+        if (chat.unread_count > 0) {
+          const unread = document.createElement("span");
+          unread.className = "unread";
+          unread.textContent = fmt("unread", { n: chat.unread_count });
+          button.append(" ", unread);
+        }
+        if (chat.bot_paused) {
+          const paused = document.createElement("span");
+          paused.className = "paused";
+          paused.textContent = T.paused;
+          button.append(" ", paused);
+        }
+        button.append(last);
+        button.addEventListener("click", () => {
+          openId = chat.id;
+          renderList();
+          renderThread();
         });
-        p.append(resume);
-      }
-      li.append(p);
+        li.append(button);
+        return li;
+      }),
+    );
+    if (focused) {
+      const again = document.querySelector(`[data-chat-id="${focused}"]`);
+      if (again) again.focus();
     }
-    const ol = document.createElement("ol");
-    ol.className = "chat";
-    for (const message of chat.messages) {
-      const m = document.createElement("li");
-      m.className = message.direction === "in" ? "from-customer" : "from-store";
-      const who = document.createElement("span");
-      who.className = "who";
-      who.textContent = (message.direction === "in" ? T.customer : T.bot) + ": ";
-      m.append(who, message.text || "");
-      ol.append(m);
+  }
+
+  async function renderThread() {
+    const chat = openChat();
+    $("thread").hidden = !chat;
+    if (!chat) return;
+    const seq = ++renderSeq;
+    $("thread-title").textContent = chatName(chat);
+    $("thread-bot").textContent = chat.bot_paused ? T.bot_off : T.bot_on;
+    $("thread-bot").className = "bot-state" + (chat.bot_paused ? " paused" : "");
+    $("bot-toggle").textContent = chat.bot_paused ? T.resume : T.pause;
+    let page;
+    try {
+      page = await api("GET", `${base}/messages?chat=${encodeURIComponent(chat.chat)}&limit=50`);
+    } catch {
+      return;
     }
-    li.append(ol);
-    return li;
+    if (seq !== renderSeq) return; // another chat was opened meanwhile
+    $("thread-messages").replaceChildren(
+      // In the order they happened on WhatsApp (a reply's time is its sending); replies written in one
+      // transaction share their creation time, so that alone would not order them.
+      ...page.items
+        .reverse()
+        .map((message, i) => ({ message, i, at: Date.parse(message.whatsapp_timestamp || message.created_at) }))
+        .sort((a, b) => a.at - b.at || a.i - b.i)
+        .map(({ message }) => {
+          const li = document.createElement("li");
+          li.className = message.direction === "in" ? "from-customer" : "from-store";
+          const who = document.createElement("span");
+          who.className = "who";
+          who.textContent = (message.direction === "in" ? T.customer : T.bot) + ": ";
+          li.append(who, message.text || `[${message.type}]`);
+          return li;
+        }),
+    );
+  }
+
+  $("bot-toggle").addEventListener("click", async () => {
+    const chat = openChat();
+    if (!chat) return;
+    await api("PATCH", `${base}/conversations/${chat.id}`, { bot_paused: !chat.bot_paused });
+    await refresh();
   });
-  $("conversations").replaceChildren(...items);
+
+  const form = $("reply-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const chat = openChat();
+    if (!chat) return;
+    const text = $("reply-text").value;
+    // One key per draft: a retry after a lost answer sends nothing twice; a new draft gets a new key.
+    if (form.dataset.draft !== text) {
+      form.dataset.draft = text;
+      form.dataset.key = newKey();
+    }
+    form.querySelectorAll(".field-error").forEach((p) => (p.textContent = ""));
+    $("reply-text").removeAttribute("aria-invalid");
+    try {
+      await api("POST", base + "/messages", { to: chat.chat, text }, { "Idempotency-Key": form.dataset.key });
+      $("reply-text").value = "";
+      delete form.dataset.draft;
+      await refresh();
+    } catch (error) {
+      if (!showFieldErrors(form, "reply", error)) {
+        $("reply-text-error").textContent = error.message;
+        $("reply-text").setAttribute("aria-invalid", "true");
+      }
+    }
+  });
+
+  refresh();
+  setInterval(refresh, 2000);
 }
 
 // --- simulated phone ----------------------------------------------------------------------------------------
@@ -573,11 +870,12 @@ function initOnboard() {
   let expiresAt = null;
   let events = null;
   const show = (id, visible) => ($(id).hidden = !visible);
-  function gone(doneInstead) {
+  function gone(doneInstead, error) {
     // Expired, revoked or already used: no QR code, ever again, on this page.
     if (events) events.close();
     show("link-section", false);
     $("qr").removeAttribute("src");
+    if (error && error.reason === "expired") $("onboard-gone").textContent = T.onboard_expired;
     show(doneInstead ? "onboard-done" : "onboard-gone", true);
   }
   function onStatus(data) {
@@ -585,10 +883,7 @@ function initOnboard() {
     show("link-section", true);
     show("qr-box", data.status === "linking");
     show("link-button", data.status === "unlinked");
-    const problem = data.status === "logged_out" ? T.logged_out
-      : data.status === "error" ? (/scan|QR/i.test(data.reason || data.status_reason || "") ? T.qr_expired
-        : fmt("conn_error", { reason: data.reason || data.status_reason || "" }))
-      : "";
+    const problem = data.status === "logged_out" || data.status === "error" ? reasonText(data) : "";
     $("problem-text").textContent = problem;
     show("problem", Boolean(problem));
   }
@@ -606,7 +901,7 @@ function initOnboard() {
       const answer = await api("POST", base + "/link");
       if (statusEvents === seen) onStatus(answer);
     } catch (error) {
-      if (error.status === 404) gone(false);
+      if (error.status === 404) gone(false, error);
     }
   }
   $("link-button").addEventListener("click", link);
@@ -616,7 +911,7 @@ function initOnboard() {
     try {
       state = await api("GET", base);
     } catch (error) {
-      return gone(false);
+      return gone(false, error);
     }
     if (state.store_name) $("onboard-title").textContent = fmt("onboard_title", { store: state.store_name });
     onStatus(state);
@@ -638,7 +933,7 @@ function initOnboard() {
       try {
         await api("GET", base);
       } catch (error) {
-        if (error.status === 404) gone(false);
+        if (error.status === 404) gone(false, error);
       }
     });
   })();

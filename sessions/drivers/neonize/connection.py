@@ -30,7 +30,7 @@ from neonize.proto import Neonize_pb2 as pb
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WAMessage
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ClientName, ClientType
 
-from app.contracts import jid_to_phone
+from app.contracts import REASON_QR_TIMEOUT, jid_to_phone
 from sessions.drivers.base import (
     Connected,
     Connection,
@@ -262,7 +262,7 @@ class NeonizeConnection(Connection):
         """whatsmeow stops rotating QR codes after ~160 s without saying so: end the attempt ourselves."""
         await asyncio.sleep(self.driver.qr_timeout_seconds)
         if attempt == self._attempt and not self._paired:
-            self._terminate(attempt, Disconnected("QR code not scanned in time", retryable=False))
+            self._terminate(attempt, Disconnected(REASON_QR_TIMEOUT, retryable=False))
 
     async def _watchdog(self, attempt: int) -> None:
         """No QR code and no connection in time: never leave a store hanging in "connecting"."""

@@ -19,7 +19,7 @@ from typing import Any
 from neonize.proto import Neonize_pb2 as pb
 from neonize.utils.jid import Jid2String
 
-from app.contracts import jid_to_phone
+from app.contracts import REASON_TEMPORARY_BAN, jid_to_phone
 from sessions.drivers.base import Disconnected, InboundMessage, LoggedOut, Paired, Receipt, ReceiptKind
 
 USER_SERVER = "s.whatsapp.net"
@@ -269,7 +269,7 @@ def disconnected_from_temporary_ban(ev: Any) -> Disconnected:
         pb.TemporaryBan.TempBanReason.Name(ev.Code) if ev.HasField("Code") and ev.Code else "unknown reason"
     )
     expire = f", lifted in {timedelta(seconds=ev.Expire)}" if ev.HasField("Expire") and ev.Expire > 0 else ""
-    return Disconnected(f"WhatsApp temporarily banned this number ({code}{expire})", retryable=False)
+    return Disconnected(f"{REASON_TEMPORARY_BAN} ({code}{expire})", retryable=False)
 
 
 def describe_connect_error(message: str) -> str:
