@@ -401,9 +401,14 @@ def test_network_policies_cover_every_pod(helm: Path) -> None:
     assert api["ingress"][0]["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
     ]
+    assert api["ingress"][1] == {
+        "ports": [{"port": "http", "protocol": "TCP"}],
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+    }
     assert api["policyTypes"] == ["Ingress", "Egress"]
     sessions = policies["rel-mostrador-sessions"]["spec"]
     assert [p["port"] for p in sessions["ingress"][0]["ports"]] == ["ops"]
+    assert sessions["ingress"][0]["from"] == api["ingress"][1]["from"]
     egress_ports = {p["port"] for rule in sessions["egress"] for p in rule["ports"]}
     assert {53, 5432, 6379, 443, 5222} <= egress_ports
 
@@ -490,3 +495,52 @@ def test_the_readme_example_renders_and_validates(helm: Path, tmp_path: Path) ->
         "NetworkPolicy",
         "HorizontalPodAutoscaler",
     }
+
+
+def _notes(helm: Path, tmp_path: Path, files: list[Path]) -> str:
+    """NOTES.txt as `helm install` prints it. `helm template` skips NOTES.txt and `install --dry-run` wants a
+    cluster, so a copy of the chart renders it (`tpl`, with the chart's helpers) into a ConfigMap."""
+    import shutil
+
+    chart = tmp_path / "mostrador"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "notes.tpl")
+    (chart / "templates" / "notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n"
+        '{{ tpl (.Files.Get "notes.tpl") . | indent 4 }}\n'
+    )
+    args = ["template", "rel", str(chart), "--show-only", "templates/notes.yaml"]
+    for f in files:
+        args += ["-f", str(f)]
+    result = _run(helm, *args)
+    assert result.returncode == 0, result.stderr
+    notes: str = yaml.safe_load(result.stdout)["data"]["notes"]
+    return notes
+
+
+def test_notes_say_what_is_missing_and_what_is_for_evaluation_only(helm: Path, tmp_path: Path) -> None:
+    default = _notes(helm, tmp_path / "default", [])
+    assert "NOT USABLE YET: no database" in default and "no Redis" in default
+    assert "MOSTRADOR_SECRET_KEY was generated" in default
+    assert "port-forward svc/rel-mostrador 8000:80" in default
+    ha = _notes(helm, tmp_path / "ha", SCENARIOS["ha"])
+    assert "NOT USABLE YET" not in ha and "EVALUATION ONLY" not in ha
+    assert "api       3 replica(s)" in ha and "up to 1000 linked stores" in ha
+    evaluation = _notes(helm, tmp_path / "evaluation", SCENARIOS["evaluation"])
+    assert "EVALUATION ONLY" in evaluation and "NOT USABLE YET" not in evaluation
+    external = _notes(helm, tmp_path / "external", SCENARIOS["external-db"])
+    assert "https://api.mostrador.example.com/" in external and "(autoscaled)" in external
+
+
+def test_a_changed_database_url_rolls_the_pods(helm: Path) -> None:
+    def checksums(*sets: str) -> set[str]:
+        docs = render(helm, SCENARIOS["ha"], *sets)
+        return {
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+            for d in of_kind(docs, "Deployment")
+        }
+
+    before = checksums()
+    assert len(before) == 1
+    assert checksums() == before  # stable: an upgrade with the same values restarts nothing
+    assert checksums("externalDatabase.url=postgresql://other@db:5432/m").isdisjoint(before)

@@ -177,9 +177,13 @@ MOSTRADOR_MEDIA_S3_SECRET_ACCESS_KEY: {{ .Values.media.s3.secretAccessKey | b64e
 {{- end -}}
 {{- end -}}
 
-{{/* Pod annotations: the config checksum (a changed setting rolls the pods) and Prometheus scraping. */}}
+{{/*
+Pod annotations: checksums of the settings and of the chart's secrets (a changed setting or URL rolls the pods;
+the generated secret key is read back on upgrades, so it does not), and Prometheus scraping.
+*/}}
 {{- define "mostrador.podAnnotations" -}}
 checksum/config: {{ include (print .root.Template.BasePath "/configmap.yaml") .root | sha256sum }}
+checksum/secret: {{ include "mostrador.secretData" .root | sha256sum }}
 {{- if .root.Values.metrics.podAnnotations }}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ .port | quote }}
