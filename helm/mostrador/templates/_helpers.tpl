@@ -161,8 +161,9 @@ MOSTRADOR_MEDIA_S3_SECRET_ACCESS_KEY: {{ .Values.media.s3.secretAccessKey | b64e
 - name: data
   mountPath: /var/lib/mostrador/data
 {{- if eq .Values.media.storage "volume" }}
+# The processes keep local media under <data dir>/media: the shared claim is mounted there.
 - name: media
-  mountPath: {{ .Values.media.volume.mountPath }}
+  mountPath: /var/lib/mostrador/data/media
 {{- end }}
 {{- end -}}
 
