@@ -17,7 +17,8 @@ from app.kit.logging import configure_logging
 from app.kit.migrations import upgrade
 from mostrador.embedded import embedded_servers
 
-BENCH_DATABASE = "mostrador_bench"
+# Overridable so that two people benchmarking on one shared PostgreSQL server do not drop each other's database.
+BENCH_DATABASE = os.environ.get("MOSTRADOR_BENCH_DATABASE", "mostrador_bench")
 BENCH_REDIS_DB = 14
 
 
