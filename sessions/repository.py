@@ -65,7 +65,7 @@ UPDATE messages m
 SET status = 'sending', wa_id = pick.wa_id, attempts = m.attempts + 1, updated_at = now()
 FROM pick
 WHERE m.id = pick.id AND m.status = 'pending'
-RETURNING pick.target, m.id, m.text, m.wa_id, m.attempts
+RETURNING pick.target, m.id, m.text, m.wa_id, m.attempts, m.type, m.media
 """)
 
 # A send's outcome. A delivered/read receipt can be committed before the outcome (the network answers the send
@@ -124,6 +124,45 @@ class OutboundToSend:
     text: str
     wa_id: str
     attempts: int  # this one included
+    type: str = "text"
+    media: dict[str, Any] | None = None  # a media message's `media` JSON (its bytes under `key` in storage)
+
+
+@dataclass(frozen=True)
+class MediaToDownload:
+    store_id: uuid.UUID
+    type: str
+    media: dict[str, Any]
+
+
+# A media download's outcome, on a row whose media is still `pending` (a second download, after a hand-over,
+# changes nothing). Stored: the download reference goes (it holds the media's decryption key).
+MEDIA_STORED = text("""
+UPDATE messages
+SET media = (media - 'fetch' - 'next_at' - 'error')
+            || jsonb_build_object('state', 'stored', 'key', CAST(:key AS text), 'size', CAST(:size AS bigint),
+                                  'sha256', CAST(:sha256 AS text), 'stored_at', now())
+WHERE id = :id AND media ->> 'state' = 'pending'
+""")
+MEDIA_NOT_YET = text("""
+UPDATE messages
+SET media = media || jsonb_build_object('attempts', CAST(:attempts AS int), 'error', CAST(:error AS text),
+                                        'next_at', CAST(:next_at AS timestamptz))
+WHERE id = :id AND media ->> 'state' = 'pending'
+""")
+MEDIA_FAILED = text("""
+UPDATE messages
+SET media = (media - 'fetch' - 'next_at')
+            || jsonb_build_object('state', 'failed', 'attempts', CAST(:attempts AS int), 'error', CAST(:error AS text))
+WHERE id = :id AND media ->> 'state' = 'pending'
+""")
+PENDING_MEDIA = text("""
+SELECT store_id, id FROM messages
+WHERE media ->> 'state' = 'pending' AND store_id = ANY(CAST(:store_ids AS uuid[]))
+  AND coalesce(CAST(media ->> 'next_at' AS timestamptz), '-infinity') <= now()
+ORDER BY created_at
+LIMIT :limit
+""")
 
 
 @dataclass(frozen=True)
@@ -190,7 +229,7 @@ class SessionsRepository:
             "senders": [m.sender_jid for _, m in batch],
             "types": [m.type for _, m in batch],
             "texts": [m.text for _, m in batch],
-            "media": [json.dumps(m.media) if m.media is not None else None for _, m in batch],
+            "media": [_media_json(m.media) for _, m in batch],
             "names": [m.sender_name for _, m in batch],
             "timestamps": [m.timestamp for _, m in batch],
         }
@@ -216,7 +255,8 @@ class SessionsRepository:
             CLAIM_FOR_SENDING, {"targets": [c[0] for c in claims], "wa_ids": [c[1] for c in claims]}
         )
         by_target = {
-            row.target: OutboundToSend(row.id, row.text or "", row.wa_id, row.attempts) for row in rows
+            row.target: OutboundToSend(row.id, row.text or "", row.wa_id, row.attempts, row.type, row.media)
+            for row in rows
         }
         return [by_target.get(target) for target, _ in claims]
 
@@ -260,3 +300,47 @@ class SessionsRepository:
                 "ranks": [OUTBOUND_RANK[r[2]] for r in known],
             },
         )
+
+    # --- media ---------------------------------------------------------------------------------------------
+    async def pending_media(
+        self, store_ids: list[uuid.UUID], limit: int
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(store id, message id) of media to download now (never tried, or its retry is due), oldest first."""
+        if not store_ids:
+            return []
+        rows = await self.session.execute(PENDING_MEDIA, {"store_ids": store_ids, "limit": limit})
+        return [(row.store_id, row.id) for row in rows]
+
+    async def media_to_download(self, message_id: uuid.UUID) -> MediaToDownload | None:
+        row = (
+            await self.session.execute(
+                select(Message.store_id, Message.type, Message.media).where(Message.id == message_id)
+            )
+        ).first()
+        if row is None or not row.media or row.media.get("state") != "pending":
+            return None
+        return MediaToDownload(row.store_id, row.type, row.media)
+
+    async def media_stored(self, message_id: uuid.UUID, *, key: str, size: int, sha256: str) -> None:
+        await self.session.execute(
+            MEDIA_STORED, {"id": message_id, "key": key, "size": size, "sha256": sha256}
+        )
+
+    async def media_not_yet(
+        self, message_id: uuid.UUID, *, attempts: int, error: str, next_at: datetime
+    ) -> None:
+        await self.session.execute(
+            MEDIA_NOT_YET, {"id": message_id, "attempts": attempts, "error": error, "next_at": next_at}
+        )
+
+    async def media_failed(self, message_id: uuid.UUID, *, attempts: int, error: str) -> None:
+        await self.session.execute(MEDIA_FAILED, {"id": message_id, "attempts": attempts, "error": error})
+
+
+def _media_json(media: dict[str, Any] | None) -> str | None:
+    """An inbound message's media as stored: with a download reference, it is `pending` until downloaded."""
+    if media is None:
+        return None
+    if "fetch" in media:
+        media = {**media, "state": "pending"}
+    return json.dumps(media)
