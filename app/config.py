@@ -123,6 +123,14 @@ class Settings(BaseSettings):
         "`/v1/auth/oidc/callback` as the request reached it; set it behind a proxy).",
     )
 
+    # Sending through the API (POST /v1/stores/{id}/messages)
+    idempotency_key_hours: int = Field(
+        24,
+        ge=24,
+        description="Sending: how long an `Idempotency-Key` is remembered per store (at least 24 hours); the same "
+        "key within it returns the message the first request made.",
+    )
+
     # Session manager
     sessions_max_stores: int = Field(
         500,

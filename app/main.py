@@ -22,6 +22,7 @@ from app.messages.endpoints import router as messages_router
 from app.onboarding.endpoints import links_router as onboarding_links_router
 from app.onboarding.endpoints import router as onboarding_router
 from app.orders.endpoints import router as orders_router
+from app.sending.endpoints import router as sending_router
 from app.sim.endpoints import router as sim_router
 from app.state import AppState
 from app.stores.endpoints import router as stores_router
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(conversations_router)
     app.include_router(messages_router)
     app.include_router(media_router)
+    app.include_router(sending_router)
     app.include_router(orders_router)
     app.include_router(onboarding_links_router)
     app.include_router(onboarding_router)

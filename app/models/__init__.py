@@ -3,6 +3,7 @@
 from app.models.base import Base
 from app.models.booking import Booking, BookingStatus
 from app.models.event import Event, EventKind
+from app.models.idempotency import IdempotencyKey
 from app.models.message import Conversation, Direction, Message, MessageStatus
 from app.models.onboarding import OnboardingLink
 from app.models.order import Order, OrderCounter
@@ -21,6 +22,7 @@ __all__ = [
     "Direction",
     "Event",
     "EventKind",
+    "IdempotencyKey",
     "Invite",
     "Message",
     "MessageStatus",

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import func
+from sqlalchemy import func, select
 
 from app.kit.db import AsyncSessionMaker
 from app.models import Conversation, Message, Store
@@ -53,6 +53,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/stores/{store_id}/onboarding-links"): {"expires_in": 3600},
     ("PATCH", "/v1/stores/{store_id}"): {"settings": {"handoff": {"auto_resume_minutes": 5}}},
     ("PATCH", "/v1/stores/{store_id}/conversations/{conversation_id}"): {"bot_paused": True},
+    # To A's chat: a send that got through would pause it (checked at the end).
+    ("POST", "/v1/stores/{store_id}/messages"): {"to": "+5491100000000", "text": "intrusa"},
     ("POST", "/v1/onboarding/{token}/pairing-code"): {"phone": "+5491155550000"},
     ("POST", "/v1/invites/accept"): {"token": "inv_guessed", "password": "12345678"},
     ("POST", "/v1/auth/signup"): {"email": "x@example.com", "password": "12345678", "business_name": "x"},
@@ -227,6 +229,7 @@ async def test_the_isolation_walk(
         assert store.settings == {}
         chat_now = await session.get(Conversation, uuid.UUID(conversation_id))
         assert chat_now is not None and chat_now.bot_paused is False
+        assert await session.scalar(select(func.count()).select_from(Message)) == 1  # nothing sent
     keys = (await client.get("/v1/api-keys")).json()["items"]
     assert {k["id"] for k in keys} == {a_key["id"], a2_key["id"]}
     assert [i["id"] for i in (await client.get("/v1/invites")).json()["items"]] == [invite["id"]]
