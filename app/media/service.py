@@ -133,7 +133,7 @@ class MediaService:
         storage: MediaStorage,
         settings: Settings,
         *,
-        subject: AuthSubject,
+        tenant_id: uuid.UUID,
         store_id: uuid.UUID,
         media: SendMedia,
         caption: str | None,
@@ -142,7 +142,7 @@ class MediaService:
         a key of their own (so that the upload may be sent again, and expire, independently)."""
         key = outbound_key(store_id, uuid.uuid4())
         if media.upload_id is not None:
-            upload = await UploadRepository.for_tenant(session, subject.tenant.id).get_usable(
+            upload = await UploadRepository.for_tenant(session, tenant_id).get_usable(
                 media.upload_id, now=datetime.now(UTC)
             )
             if upload is None or (upload.store_id is not None and upload.store_id != store_id):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 
@@ -100,14 +101,24 @@ class SendingRepository(RepositoryBase[Message]):
         ).scalar_one()
         return uuid.UUID(str(found))
 
-    async def add_outbound(self, store_id: uuid.UUID, conversation_id: uuid.UUID, text_: str) -> Message:
-        """The reply `pending`, as the worker writes the bot's (the session manager's outbox sends it)."""
+    async def add_outbound(
+        self,
+        store_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        text_: str | None,
+        *,
+        type_: str = "text",
+        media: dict[str, Any] | None = None,
+    ) -> Message:
+        """The reply `pending`, as the worker writes the bot's (the session manager's outbox sends it). A media
+        message has its type, its `media` JSON (bytes already in storage) and its caption as `text`."""
         message = Message(
             store_id=store_id,
             conversation_id=conversation_id,
             direction=Direction.outbound.value,
-            type="text",
+            type=type_,
             text=text_,
+            media=media,
             status=MessageStatus.pending.value,
             attempts=0,
         )

@@ -1,7 +1,7 @@
 """media: uploads, a per-tenant media retention, and the indexes of the media download sweep and retention job
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011 (branch `send`, merged into `media`; written against 0009, the lead re-chains at merge)
 Create Date: 2026-12-06
 
 A message's media lives in storage (local files or S3), described by its row's `media` JSON, whose `state` is
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,7 +13,6 @@ from httpx import AsyncClient
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from app.auth.subject import AuthSubject
 from app.config import Settings
 from app.contracts import outbox_entry, sim_control_stream
 from app.kit.db import AsyncSessionMaker, transaction
@@ -187,14 +186,13 @@ async def test_media_out_through_the_outbox(
     async with transaction(sessionmaker) as session:
         tenant = await session.get(Tenant, tenant_id)
         assert tenant is not None
-        subject = AuthSubject(tenant=tenant, scopes=frozenset())
         chat = Conversation(store_id=store_id, chat_jid=CHAT, bot_state={})
         session.add(chat)
         await session.flush()
         outbound = []
         for upload_id, caption in ((photo_upload, "la foto"), (doc_upload, None), (photo_upload, "otra vez")):
             kind, media = await media_service.prepare_send(
-                session, storage, quick, subject=subject, store_id=store_id,
+                session, storage, quick, tenant_id=tenant_id, store_id=store_id,
                 media=SendMedia(upload_id=uuid.UUID(upload_id)), caption=caption,
             )  # fmt: skip
             message = Message(
