@@ -57,6 +57,7 @@ async def test_retention_with_a_moved_clock(
     kept, kept_data = await stored_message(sessionmaker, storage, theirs, now - timedelta(days=400))
     assert (await client.patch("/v1/media/settings", json={"retention_days": 30})).status_code == 200
 
+    assert (await client.get(f"/v1/stores/{mine}/messages/{old}/media")).content == old_data  # before
     clock = [now]
     job = MediaRetention(sessionmaker, storage, clock=lambda: clock[0])
     report = await job.run_once()
