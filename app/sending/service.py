@@ -8,6 +8,7 @@ lost after the commit is put back by the worker's relay (the row is still `pendi
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,8 +77,16 @@ class SendingService:
                 media=request.media, caption=request.caption,
             )  # fmt: skip
             text = request.caption
-        conversation_id = await repository.conversation_for_reply(store.id, chat_jid, pause=request.pause_bot)
-        message = await repository.add_outbound(store.id, conversation_id, text, type_=kind, media=media)
+        try:
+            conversation_id = await repository.conversation_for_reply(
+                store.id, chat_jid, pause=request.pause_bot
+            )
+            message = await repository.add_outbound(store.id, conversation_id, text, type_=kind, media=media)
+        except BaseException:
+            if media is not None and storage is not None:  # the copy made for this message has no row
+                with contextlib.suppress(Exception):
+                    await storage.delete(str(media["key"]))
+            raise
         if key_id is not None:
             await repository.key_made(key_id, message.id)
         entry = outbox_entry(message_id=message.id, chat_jid=chat_jid)

@@ -171,3 +171,41 @@ async def test_media_url_limits(
     response = await client.post(url, json={"to": "+5491166660000", "text": "hola", "caption": "x"})
     assert response.status_code == 422
     assert await rows(sessionmaker, store) == []  # nothing written for any of them
+
+
+async def test_an_upload_is_sent_only_where_it_may_be(
+    client: AsyncClient, other_client: AsyncClient, sessionmaker: AsyncSessionMaker
+) -> None:
+    from sqlalchemy import update
+
+    from app.kit.db import transaction
+    from app.models import Upload
+    from tests.support import create_api_key
+
+    first, second = await post_store(client, "Uno"), await post_store(client, "Dos")
+    for store in (first, second):
+        await set_status(sessionmaker, store, StoreStatus.connected)
+    key = await create_api_key(client, name="uno", scopes=["messages:send"], store_id=first)
+    limited = AsyncClient(transport=client._transport, base_url="http://test")
+    limited.headers["Authorization"] = f"Bearer {key['key']}"
+    response = await limited.post("/v1/uploads", content=PHOTO, headers={"Content-Type": "image/jpeg"})
+    upload_id = response.json()["id"]
+    body = {"to": "+5491166660000", "media": {"upload_id": upload_id}}
+
+    # The key's upload belongs to its store: another store of the tenant cannot send it, another tenant
+    # cannot even see it.
+    response = await client.post(f"/v1/stores/{second}/messages", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "upload_not_found")
+    theirs = await post_store(other_client)
+    await set_status(sessionmaker, theirs, StoreStatus.connected)
+    response = await other_client.post(f"/v1/stores/{theirs}/messages", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "upload_not_found")
+    response = await limited.post(f"/v1/stores/{first}/messages", json=body)
+    assert response.status_code == 202, response.text
+
+    # An expired upload cannot be sent.
+    async with transaction(sessionmaker) as session:
+        await session.execute(update(Upload).values(expires_at=Upload.created_at))
+    response = await limited.post(f"/v1/stores/{first}/messages", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "upload_not_found")
+    await limited.aclose()
