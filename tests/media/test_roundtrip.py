@@ -231,3 +231,49 @@ async def test_media_out_through_the_outbox(
     # Each message has its own copy: the upload may expire without taking the message's media with it.
     keys = {m.media["key"] for m in statuses if m is not None and m.media}
     assert len(keys) == 3
+
+
+async def test_downloads_left_by_a_restart_are_found_and_gone_media_fails(
+    client: AsyncClient, settings: Settings, sessionmaker: AsyncSessionMaker, redis: Redis, redis_url: str
+) -> None:
+    """A pending download whose manager died is found by the next owner's sweep; media that is no longer on
+    WhatsApp's servers fails at once (no pointless retries) and says so."""
+    from app.contracts import SIM_MEDIA_TTL_SECONDS, sim_media_key
+
+    quick = fast_settings(settings)
+    store_id = await create_store(
+        sessionmaker, redis, paired_phone="+5493400000106", tenant_id=await tenant_of(client)
+    )
+    photo = jpeg()
+    await redis.set(sim_media_key("left-behind"), base64.b64encode(photo).decode(), ex=SIM_MEDIA_TTL_SECONDS)
+    async with transaction(sessionmaker) as session:
+        chat = Conversation(store_id=store_id, chat_jid=CHAT, bot_state={})
+        session.add(chat)
+        await session.flush()
+        rows = {}
+        for name, token in (("left", "left-behind"), ("gone", "no-longer-there")):
+            message = Message(
+                store_id=store_id, conversation_id=chat.id, direction="in", wa_id=name, type="image",
+                status="handled",
+                media={"state": "pending", "mimetype": "image/jpeg", "fetch": {"sim": token}},
+            )  # fmt: skip
+            session.add(message)
+            await session.flush()
+            rows[name] = message.id
+
+    async with running_manager(quick, sessionmaker, redis, redis_url):
+
+        async def settled() -> bool:
+            found = [await row(sessionmaker, store_id, name) for name in ("left", "gone")]
+            return [(m.media or {}).get("state") for m in found if m is not None] == ["stored", "failed"]
+
+        await wait_for(settled, timeout=20, what="one stored by the sweep, one failed")
+    response = await client.get(f"/v1/stores/{store_id}/messages/{rows['left']}/media")
+    assert response.content == photo
+    gone = await row(sessionmaker, store_id, "gone")
+    assert gone is not None and gone.media is not None
+    assert gone.media["attempts"] == 1 and "no longer" in gone.media["error"] and "fetch" not in gone.media
+    response = await client.get(f"/v1/stores/{store_id}/messages/{rows['gone']}/media")
+    assert response.status_code == 404 and response.json()["error"]["details"] == {"state": "failed"}
+    item = (await client.get(f"/v1/stores/{store_id}/messages/{rows['gone']}")).json()
+    assert item["media"]["status"] == "failed" and item["media"]["download_url"] is None
