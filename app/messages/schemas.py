@@ -12,7 +12,9 @@ from app.models import Message
 class MediaRead(BaseModel):
     type: str = Field(description="image | video | audio | document | sticker ...: the message's type.")
     mime: str | None
-    size: int | None = Field(description="Bytes: as WhatsApp announced them, the stored file's once available.")
+    size: int | None = Field(
+        description="Bytes: as WhatsApp announced them, the stored file's once available."
+    )
     caption: str | None
     file_name: str | None
     status: str | None = Field(
