@@ -221,7 +221,7 @@ class Settings(BaseSettings):
         5, ge=1, description="Session manager: tries to download an inbound message's media before `failed`."
     )
     media_download_concurrency: int = Field(
-        4, ge=1, description="Session manager: inbound media downloads at once (per process)."
+        8, ge=1, description="Session manager: inbound media downloads at once (per process)."
     )
     media_retention_check_seconds: float = Field(
         3600, gt=0, description="Worker: how often the media retention job runs (one worker at a time)."

@@ -29,12 +29,12 @@ class InboundRecorder:
         sessionmaker: AsyncSessionMaker,
         redis: Redis,
         *,
-        on_media: Callable[[uuid.UUID, uuid.UUID], None] | None = None,
+        on_media: Callable[[uuid.UUID, uuid.UUID, InboundMessage], None] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.redis = redis
-        # Told (store id, message id) of each committed message with media to download (sessions/media.py); it
-        # must not block: the driver is waiting to acknowledge the batch.
+        # Told (store id, row id, message) of each committed message with media to download (sessions/media.py);
+        # it must not block: the driver is waiting to acknowledge the batch.
         self.on_media = on_media
         # fail_waiting: a chat's later message must not be committed when an earlier one failed (and is to be
         # delivered again), or the chat's order (its `seq`) would break.
@@ -73,7 +73,7 @@ class InboundRecorder:
             if self.on_media is not None:
                 for store_id, message, message_id in queued:
                     if message.media is not None and "fetch" in message.media:
-                        self.on_media(store_id, message_id)
+                        self.on_media(store_id, message_id, message)
         return [None] * len(batch)
 
     async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, uuid.UUID]]) -> None:

@@ -76,7 +76,7 @@ class SessionManager:
             session_for=self.sessions.get,
             owned=lambda: [s for s in self.sessions if self.owns(s)],
         )
-        self.inbound = InboundRecorder(sessionmaker, redis, on_media=self.media.queue)
+        self.inbound = InboundRecorder(sessionmaker, redis, on_media=self.media.saved)
         self.receipts = ReceiptRecorder(sessionmaker)
         self.outbox = Outbox(
             redis,
@@ -140,6 +140,7 @@ class SessionManager:
         await self.outbox.close()
         self.inbound.close()
         self.receipts.close()
+        self.media.close()
         if store_ids:
             with contextlib.suppress(Exception):
                 async with transaction(self.sessionmaker) as session:

@@ -21,11 +21,12 @@ from typing import Protocol
 import structlog
 
 from app.config import Settings
-from app.kit.db import AsyncSessionMaker, transaction
+from app.kit.batching import GroupCommit
+from app.kit.db import AsyncSessionMaker, single_statement, transaction
 from app.kit.loops import every
 from app.media.storage import MediaStorage, inbound_key
-from sessions.drivers.base import DriverError
-from sessions.repository import SessionsRepository
+from sessions.drivers.base import DriverError, InboundMessage
+from sessions.repository import MediaStored, MediaToDownload, SessionsRepository
 
 log = structlog.get_logger(__name__)
 
@@ -63,15 +64,29 @@ class MediaDownloader:
         self.session_for = session_for
         self.owned = owned
         self.retry_base_seconds = retry_base_seconds
-        self._queue: asyncio.Queue[tuple[uuid.UUID, uuid.UUID]] = asyncio.Queue()
+        self._queue: asyncio.Queue[MediaToDownload] = asyncio.Queue()
         self._busy: set[uuid.UUID] = set()  # queued or downloading: the sweep does not queue them twice
+        # The rows of downloads stored meanwhile are marked together, one statement per round.
+        self._stored: GroupCommit[MediaStored, None] = GroupCommit(self._mark_stored)
         self.stored = 0  # downloads stored (logs, tests)
 
-    def queue(self, store_id: uuid.UUID, message_id: uuid.UUID) -> None:
-        """A committed message's media, to download soon. Never blocks, never raises."""
-        if message_id not in self._busy:
-            self._busy.add(message_id)
-            self._queue.put_nowait((store_id, message_id))
+    def saved(self, store_id: uuid.UUID, message_id: uuid.UUID, message: InboundMessage) -> None:
+        """The inbound recorder committed this message: download its media soon. Never blocks, never raises."""
+        if message.media is not None:
+            self.queue(MediaToDownload(store_id, message_id, message.type, message.media))
+
+    def queue(self, job: MediaToDownload) -> None:
+        if job.message_id not in self._busy:
+            self._busy.add(job.message_id)
+            self._queue.put_nowait(job)
+
+    def close(self) -> None:
+        self._stored.close()
+
+    async def _mark_stored(self, stored: list[MediaStored]) -> list[None]:
+        async with single_statement(self.sessionmaker) as db:
+            await SessionsRepository(db).media_stored(stored)
+        return [None] * len(stored)
 
     async def run(self) -> None:
         workers = [asyncio.create_task(self._work()) for _ in range(self.settings.media_download_concurrency)]
@@ -88,31 +103,30 @@ class MediaDownloader:
             return
         async with transaction(self.sessionmaker) as db:
             due = await SessionsRepository(db).pending_media(store_ids, SWEEP_BATCH)
-        for store_id, message_id in due:
-            self.queue(store_id, message_id)
+        for job in due:
+            self.queue(job)
 
     async def _work(self) -> None:
         while True:
-            store_id, message_id = await self._queue.get()
+            job = await self._queue.get()
             try:
-                await self.download(store_id, message_id)
+                await self.download(job)
             except asyncio.CancelledError:
                 raise
             except Exception:  # PostgreSQL or the storage away: the row stays pending, the sweep retries it
                 log.warning(
-                    "media download failed; left for the sweep", message_id=str(message_id), exc_info=True
+                    "media download failed; left for the sweep", message_id=str(job.message_id), exc_info=True
                 )
             finally:
-                self._busy.discard(message_id)
+                self._busy.discard(job.message_id)
 
-    async def download(self, store_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    async def download(self, job: MediaToDownload) -> None:
+        """Download, store, mark. The row is updated only while still `pending`: a stale job (another manager
+        stored it meanwhile) costs a download and changes nothing."""
+        store_id, message_id, found = job.store_id, job.message_id, job
         session = self.session_for(store_id)
         if session is None or not session.connected.is_set():
             return  # not ours, or not connected now: the sweep of whoever holds it tries again
-        async with transaction(self.sessionmaker) as db:
-            found = await SessionsRepository(db).media_to_download(message_id)
-        if found is None:
-            return  # stored already (another attempt), or not media
         fetch = found.media.get("fetch")
         attempts = int(found.media.get("attempts") or 0) + 1
         try:
@@ -127,10 +141,7 @@ class MediaDownloader:
         key = inbound_key(store_id, message_id)
         mime = str(found.media.get("mimetype") or "application/octet-stream")
         await self.storage.put(key, data, content_type=mime)
-        async with transaction(self.sessionmaker) as db:
-            await SessionsRepository(db).media_stored(
-                message_id, key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest()
-            )
+        await self._stored.submit(MediaStored(message_id, key, len(data), hashlib.sha256(data).hexdigest()))
         self.stored += 1
 
     async def _not_downloaded(

@@ -131,18 +131,29 @@ class OutboundToSend:
 @dataclass(frozen=True)
 class MediaToDownload:
     store_id: uuid.UUID
+    message_id: uuid.UUID
     type: str
-    media: dict[str, Any]
+    media: dict[str, Any]  # as the row holds it: `fetch`, and `attempts` after failed tries
+
+
+@dataclass(frozen=True)
+class MediaStored:
+    message_id: uuid.UUID
+    key: str
+    size: int
+    sha256: str
 
 
 # A media download's outcome, on a row whose media is still `pending` (a second download, after a hand-over,
 # changes nothing). Stored: the download reference goes (it holds the media's decryption key).
 MEDIA_STORED = text("""
-UPDATE messages
-SET media = (media - 'fetch' - 'next_at' - 'error')
-            || jsonb_build_object('state', 'stored', 'key', CAST(:key AS text), 'size', CAST(:size AS bigint),
-                                  'sha256', CAST(:sha256 AS text), 'stored_at', now())
-WHERE id = :id AND media ->> 'state' = 'pending'
+UPDATE messages m
+SET media = (m.media - 'fetch' - 'next_at' - 'error')
+            || jsonb_build_object('state', 'stored', 'key', u.key, 'size', u.size, 'sha256', u.sha256,
+                                  'stored_at', now())
+FROM unnest(CAST(:ids AS uuid[]), CAST(:keys AS text[]), CAST(:sizes AS bigint[]), CAST(:shas AS text[]))
+     AS u(id, key, size, sha256)
+WHERE m.id = u.id AND m.media ->> 'state' = 'pending'
 """)
 MEDIA_NOT_YET = text("""
 UPDATE messages
@@ -157,7 +168,7 @@ SET media = (media - 'fetch' - 'next_at')
 WHERE id = :id AND media ->> 'state' = 'pending'
 """)
 PENDING_MEDIA = text("""
-SELECT store_id, id FROM messages
+SELECT store_id, id, type, media FROM messages
 WHERE media ->> 'state' = 'pending' AND store_id = ANY(CAST(:store_ids AS uuid[]))
   AND coalesce(CAST(media ->> 'next_at' AS timestamptz), '-infinity') <= now()
 ORDER BY created_at
@@ -302,28 +313,25 @@ class SessionsRepository:
         )
 
     # --- media ---------------------------------------------------------------------------------------------
-    async def pending_media(
-        self, store_ids: list[uuid.UUID], limit: int
-    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-        """(store id, message id) of media to download now (never tried, or its retry is due), oldest first."""
+    async def pending_media(self, store_ids: list[uuid.UUID], limit: int) -> list[MediaToDownload]:
+        """Media to download now (never tried, or its retry is due), oldest first."""
         if not store_ids:
             return []
         rows = await self.session.execute(PENDING_MEDIA, {"store_ids": store_ids, "limit": limit})
-        return [(row.store_id, row.id) for row in rows]
+        return [MediaToDownload(row.store_id, row.id, row.type, row.media) for row in rows]
 
-    async def media_to_download(self, message_id: uuid.UUID) -> MediaToDownload | None:
-        row = (
-            await self.session.execute(
-                select(Message.store_id, Message.type, Message.media).where(Message.id == message_id)
-            )
-        ).first()
-        if row is None or not row.media or row.media.get("state") != "pending":
-            return None
-        return MediaToDownload(row.store_id, row.type, row.media)
-
-    async def media_stored(self, message_id: uuid.UUID, *, key: str, size: int, sha256: str) -> None:
+    async def media_stored(self, stored: list[MediaStored]) -> None:
+        """Several downloads' outcomes in one statement (rows no longer `pending` are left as they are)."""
+        if not stored:
+            return
         await self.session.execute(
-            MEDIA_STORED, {"id": message_id, "key": key, "size": size, "sha256": sha256}
+            MEDIA_STORED,
+            {
+                "ids": [s.message_id for s in stored],
+                "keys": [s.key for s in stored],
+                "sizes": [s.size for s in stored],
+                "shas": [s.sha256 for s in stored],
+            },
         )
 
     async def media_not_yet(
