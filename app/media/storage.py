@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from app.config import Settings
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024  # per read: fewer thread hops for a large file, still a bounded buffer
 _KEY = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$")
 
 
