@@ -61,6 +61,17 @@ class InboundRecorder:
         self._commits.close()
 
     async def _save_batch(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> list[None]:
+        own = [item for item in batch if item[1].from_me]
+        if own:
+            # The owner answering from the phone: the store's own messages, not work for the bot. Recorded
+            # (already sent) and the chats' bot paused, like a person's reply through the API.
+            batch = [item for item in batch if not item[1].from_me]
+            async with transaction(self.sessionmaker) as session:
+                paused = await SessionsRepository(session).save_own(own)
+            if paused:
+                log.info("messages from the owner's phone; bot paused in their chats", chats=paused)
+        if not batch:
+            return [None] * len(own)
         async with single_statement(self.sessionmaker) as session:
             written = await SessionsRepository(session).save_inbound(batch)
         queued = [
@@ -74,7 +85,7 @@ class InboundRecorder:
                 for store_id, message, message_id in queued:
                     if message.media is not None and "fetch" in message.media:
                         self.on_media(store_id, message_id, message)
-        return [None] * len(batch)
+        return [None] * (len(batch) + len(own))
 
     async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, uuid.UUID]]) -> None:
         try:

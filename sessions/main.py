@@ -21,7 +21,8 @@ def build_driver(settings: Settings, database_url: str, redis_url: str) -> Drive
         return SimulatorDriver(settings, settings.sim_redis_url or redis_url)
     from sessions.drivers.neonize import NeonizeDriver
 
-    return NeonizeDriver(database_url, max_stores=settings.sessions_max_stores)
+    # own_messages: the owner's replies from the phone reach us (recorded, and they pause the bot: handoff).
+    return NeonizeDriver(database_url, max_stores=settings.sessions_max_stores, own_messages=True)
 
 
 async def serve(settings: Settings) -> None:

@@ -48,6 +48,49 @@ ON CONFLICT (store_id, wa_id) DO NOTHING
 RETURNING id
 """)
 
+# Messages the store's owner wrote from the phone (from-me messages the driver reports): recorded as the
+# store's messages, already `sent`, in their chats. A WhatsApp id we already hold is one of our own sends (its id
+# is recorded before the network call) or a redelivery: nothing is written for it. Returns, per chat that got a
+# new one, its newest time: those chats have a person answering, and their bot is paused (PAUSE_FOR_OWN).
+SAVE_OWN = text("""
+WITH input AS (
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:store_ids AS uuid[]), CAST(:chats AS text[]), CAST(:wa_ids AS text[]),
+        CAST(:senders AS text[]), CAST(:types AS text[]), CAST(:texts AS text[]), CAST(:media AS text[]),
+        CAST(:timestamps AS timestamptz[])
+    ) WITH ORDINALITY AS i(id, store_id, chat_jid, wa_id, sender_jid, type, text, media, ts, ord)
+), chats AS (
+    INSERT INTO conversations AS c (id, store_id, chat_jid, last_message_at, bot_state, bot_paused)
+    SELECT gen_random_uuid(), store_id, chat_jid, max(ts), '{}', false
+    FROM input GROUP BY store_id, chat_jid
+    ORDER BY store_id, chat_jid
+    ON CONFLICT (store_id, chat_jid) DO UPDATE SET
+        last_message_at = greatest(c.last_message_at, excluded.last_message_at), updated_at = now()
+    RETURNING c.id, c.store_id, c.chat_jid
+), written AS (
+    INSERT INTO messages
+        (id, store_id, conversation_id, direction, wa_id, sender_jid, type, text, media, status, attempts,
+         wa_timestamp)
+    SELECT i.id, i.store_id, chats.id, 'out', i.wa_id, i.sender_jid, i.type, i.text, CAST(i.media AS jsonb),
+           'sent', 0, i.ts
+    FROM input i JOIN chats ON chats.store_id = i.store_id AND chats.chat_jid = i.chat_jid
+    ORDER BY i.ord
+    ON CONFLICT (store_id, wa_id) DO NOTHING
+    RETURNING conversation_id, wa_timestamp
+)
+SELECT conversation_id, max(wa_timestamp) FROM written GROUP BY conversation_id
+""")
+
+# The handoff clock starts when the person wrote (never in the future), and only moves forward.
+PAUSE_FOR_OWN = text("""
+UPDATE conversations c
+SET bot_paused = true,
+    bot_paused_at = greatest(CASE WHEN c.bot_paused THEN c.bot_paused_at END, least(u.at, now())),
+    updated_at = now()
+FROM unnest(CAST(:ids AS uuid[]), CAST(:at AS timestamptz[])) AS u(id, at)
+WHERE c.id = u.id
+""")
+
 # Per target reply: the chat's oldest pending reply up to it (found in the in-flight index, by conversation),
 # claimed for sending.
 CLAIM_FOR_SENDING = text("""
@@ -246,6 +289,29 @@ class SessionsRepository:
         }
         written = {row[0] for row in await self.session.execute(SAVE_INBOUND, params)}
         return [message_id if message_id in written else None for message_id in ids]
+
+    async def save_own(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> int:
+        """Record from-me messages (the owner writing from the phone) and pause the bot in their chats; our
+        own sends and redeliveries (WhatsApp ids already held) change nothing. Two statements: run it in a
+        transaction. Returns how many chats were paused."""
+        params = {
+            "ids": [uuid.uuid4() for _ in batch],
+            "store_ids": [store_id for store_id, _ in batch],
+            "chats": [m.chat_jid for _, m in batch],
+            "wa_ids": [m.wa_id for _, m in batch],
+            "senders": [m.sender_jid for _, m in batch],
+            "types": [m.type for _, m in batch],
+            "texts": [m.text for _, m in batch],
+            "media": [json.dumps(m.media) if m.media is not None else None for _, m in batch],
+            "timestamps": [m.timestamp for _, m in batch],
+        }
+        chats = (await self.session.execute(SAVE_OWN, params)).all()
+        if chats:
+            # In (store, chat) order like every conversation lock: the upsert above took them in that order.
+            await self.session.execute(
+                PAUSE_FOR_OWN, {"ids": [row[0] for row in chats], "at": [row[1] for row in chats]}
+            )
+        return len(chats)
 
     async def mark_not_queued(self, ids: list[uuid.UUID]) -> None:
         await self.session.execute(

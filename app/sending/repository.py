@@ -26,20 +26,21 @@ RETURNING k.id
 """)
 
 # The chat's conversation (created if new), locked like the worker locks it (NO KEY UPDATE: no key column
-# changes), so the reply's `seq` follows the bot's replies committed before it. A person's reply pauses the bot
-# and restarts the handoff clock (`bot_paused_at`), even in a chat already paused.
+# changes), so the reply's `seq` follows the bot's replies committed before it.
 UPSERT_CONVERSATION = text("""
-INSERT INTO conversations AS c
-    (id, store_id, chat_jid, last_message_at, bot_state, bot_paused, bot_paused_at)
-VALUES (gen_random_uuid(), :store_id, :chat_jid, now(), '{}', CAST(:pause AS boolean),
-        CASE WHEN CAST(:pause AS boolean) THEN now() END)
+INSERT INTO conversations AS c (id, store_id, chat_jid, last_message_at, bot_state, bot_paused)
+VALUES (gen_random_uuid(), :store_id, :chat_jid, now(), '{}', false)
 ON CONFLICT (store_id, chat_jid) DO UPDATE SET
-    last_message_at = greatest(c.last_message_at, now()),
-    bot_paused = c.bot_paused OR CAST(:pause AS boolean),
-    bot_paused_at = CASE WHEN CAST(:pause AS boolean) THEN now() ELSE c.bot_paused_at END,
-    updated_at = now()
+    last_message_at = greatest(c.last_message_at, now()), updated_at = now()
 RETURNING c.id
 """)
+
+# A person's reply pauses the bot and restarts the handoff clock (`bot_paused_at`), even in a chat already
+# paused. An UPDATE of its own (not part of the upsert), so that a new chat paused at once also gets its
+# `conversation.bot_paused` event in the change log (written by the table's UPDATE trigger).
+PAUSE = text(
+    "UPDATE conversations SET bot_paused = true, bot_paused_at = now(), updated_at = now() WHERE id = :id"
+)
 
 PURGE_KEYS = text("""
 DELETE FROM idempotency_keys WHERE id IN (
@@ -94,12 +95,11 @@ class SendingRepository(RepositoryBase[Message]):
         )
 
     async def conversation_for_reply(self, store_id: uuid.UUID, chat_jid: str, *, pause: bool) -> uuid.UUID:
-        found = (
-            await self.session.execute(
-                UPSERT_CONVERSATION, {"store_id": store_id, "chat_jid": chat_jid, "pause": pause}
-            )
-        ).scalar_one()
-        return uuid.UUID(str(found))
+        params = {"store_id": store_id, "chat_jid": chat_jid}
+        found = uuid.UUID(str((await self.session.execute(UPSERT_CONVERSATION, params)).scalar_one()))
+        if pause:
+            await self.session.execute(PAUSE, {"id": found})
+        return found
 
     async def add_outbound(
         self,

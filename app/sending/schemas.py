@@ -68,6 +68,8 @@ class SendMessage(BaseModel):
         None,
         min_length=1,
         max_length=TEXT_MAX,
+        # Declared, so the schema refuses what the API refuses; the validator below says it in words first.
+        pattern=r"\S",
         description=f"The message, 1 to {TEXT_MAX} characters (WhatsApp's limit), not only blanks. Required "
         "unless `media` is given.",
     )
@@ -89,10 +91,10 @@ class SendMessage(BaseModel):
 
     _to = field_validator("to")(normalize_to)
 
-    @field_validator("text")
+    @field_validator("text", mode="before")
     @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
+    def _not_blank(cls, value: object) -> object:
+        if isinstance(value, str) and value and not value.strip():
             raise ValueError("the text is only blanks")
         return value
 

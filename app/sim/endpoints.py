@@ -47,7 +47,8 @@ async def scan(
 @router.post(
     "/inbound",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="A customer sends the store a message: a text, or a file (image, video, audio, document)",
+    summary="A customer sends the store a message: a text, or a file (image, video, audio, document); with "
+    "`from_me`, the owner writes from the phone",
     responses=_NOT_FOUND,
 )
 async def inbound(
@@ -63,6 +64,7 @@ async def inbound(
         message_id=body.id,
         name=body.name,
         media=body.media,
+        from_me=body.from_me,
     )
     return InboundAccepted(id=message_id)
 

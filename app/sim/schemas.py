@@ -51,6 +51,11 @@ class InboundRequest(BaseModel):
         None, min_length=1, max_length=128, description="WhatsApp message id (default: a new one)."
     )
     name: str | None = Field(None, max_length=200, description="The customer's WhatsApp display name.")
+    from_me: bool = Field(
+        False,
+        description="The store's owner writes this to the customer from the phone itself (`from` is then the "
+        "customer written to); the session manager records it as the store's message and pauses the bot.",
+    )
 
     @model_validator(mode="after")
     def _text_or_media(self) -> InboundRequest:

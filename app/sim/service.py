@@ -84,6 +84,7 @@ class SimService:
         message_id: str | None,
         name: str | None,
         media: SimInboundMedia | None = None,
+        from_me: bool = False,
     ) -> str:
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
         message_id = message_id or new_message_id()
@@ -112,6 +113,10 @@ class SimService:
                 media=token,
                 text=media.caption or "",
             )
+        if from_me:
+            fields["from_me"] = "1"
+            if store.phone_number:
+                fields["sender"] = phone_to_jid(store.phone_number)
         await self._xadd(redis, sim_inbound_stream(store.id), fields)
         return message_id
 

@@ -111,15 +111,19 @@ def _inbound_message(fields: dict[str, str]) -> InboundMessage:
                 media[name] = fields[name]
         if fields.get("voice_note"):
             media["voice_note"] = True
+    # `from_me`: the store's owner wrote to this customer from the phone itself; WhatsApp reports such messages
+    # to every linked device (a neonize `MessageEv` with `IsFromMe`).
+    from_me = fields.get("from_me") == "1"
     return InboundMessage(
         wa_id=fields["id"],
         chat_jid=chat,
-        sender_jid=chat,
+        sender_jid=fields.get("sender") or chat,
         timestamp=datetime.fromtimestamp(int(fields["ts"]) / 1000, UTC),
         type=kind,
         text=fields.get("text") or fields.get("caption") or None,
-        sender_name=fields.get("name") or None,
+        sender_name=(fields.get("name") or None) if not from_me else None,
         media=media,
+        from_me=from_me,
     )
 
 

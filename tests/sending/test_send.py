@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
@@ -11,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from app.contracts import outbox_stream
 from app.kit.db import AsyncSessionMaker, transaction
-from app.models import IdempotencyKey, StoreStatus
+from app.models import Event, IdempotencyKey, StoreStatus
 from tests.conversations.helpers import HANDOFF_OPTION, Customer, menu_store
 from tests.sending.helpers import TO, TO_JID, conversation, rows, set_status
 from tests.support import ClientMaker, create_api_key, post_store
@@ -47,6 +48,17 @@ async def test_a_send_is_a_pending_reply_in_the_chat_queued_after_the_commit(
     assert chat is not None and str(chat.id) == body["conversation_id"]
     assert chat.last_message_at is not None  # listed among the store's conversations
     assert await outbox(redis, store_id) == [{"message_id": body["id"], "chat_jid": TO_JID}]
+    assert chat.bot_paused is True and chat.bot_paused_at is not None  # a person's reply
+    # The change log has the message and the pause (a new chat paused at once too).
+    async with sessionmaker() as session:
+        logged = (
+            await session.execute(
+                select(Event.kind, Event.status).where(
+                    Event.store_id == uuid.UUID(store_id), Event.kind != "store.status"
+                )
+            )
+        ).all()
+    assert sorted(logged) == [("conversation.bot_paused", "paused"), ("message.created", "pending")]
     # It reads back like any message, and the chat shows in the conversation list.
     fetched = await client.get(f"/v1/stores/{store_id}/messages/{body['id']}")
     assert fetched.status_code == 200 and fetched.json()["status"] == "pending"
