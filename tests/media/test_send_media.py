@@ -3,6 +3,7 @@ bytes equal; the URL fetch's limits (http/https only, no private addresses, size
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -55,7 +56,8 @@ class Files(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that gave up (the timeout)
+            self.wfile.write(body)
 
     def log_message(self, *args: Any) -> None:
         pass
