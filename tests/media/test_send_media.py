@@ -56,7 +56,8 @@ class Files(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that gave up (the timeout)
+        # A client that gave up (the timeout test) closed the connection.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)
 
     def log_message(self, *args: Any) -> None:
