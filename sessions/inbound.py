@@ -8,6 +8,7 @@ when its message is durable, so a driver acknowledges nothing that could still b
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Callable
 
@@ -61,17 +62,24 @@ class InboundRecorder:
         self._commits.close()
 
     async def _save_batch(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> list[None]:
-        own = [item for item in batch if item[1].from_me]
-        if own:
-            # The owner answering from the phone: the store's own messages, not work for the bot. Recorded
-            # (already sent) and the chats' bot paused, like a person's reply through the API.
-            batch = [item for item in batch if not item[1].from_me]
-            async with transaction(self.sessionmaker) as session:
-                paused = await SessionsRepository(session).save_own(own)
-            if paused:
-                log.info("messages from the owner's phone; bot paused in their chats", chats=paused)
-        if not batch:
-            return [None] * len(own)
+        # Customers' messages and the owner's (from-me: written from the phone) are saved in the order they came,
+        # each run of one kind together (a batch is nearly always one run).
+        for from_me, run in itertools.groupby(batch, key=lambda item: item[1].from_me):
+            if from_me:
+                await self._save_own(list(run))
+            else:
+                await self._save_customers(list(run))
+        return [None] * len(batch)
+
+    async def _save_own(self, own: list[tuple[uuid.UUID, InboundMessage]]) -> None:
+        """The owner answering from the phone: the store's own messages, not work for the bot. Recorded (already
+        sent) and the chats' bot paused, like a person's reply through the API."""
+        async with transaction(self.sessionmaker) as session:
+            paused = await SessionsRepository(session).save_own(own)
+        if paused:
+            log.info("messages from the owner's phone; bot paused in their chats", chats=paused)
+
+    async def _save_customers(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> None:
         async with single_statement(self.sessionmaker) as session:
             written = await SessionsRepository(session).save_inbound(batch)
         queued = [
@@ -85,7 +93,6 @@ class InboundRecorder:
                 for store_id, message, message_id in queued:
                     if message.media is not None and "fetch" in message.media:
                         self.on_media(store_id, message_id, message)
-        return [None] * (len(batch) + len(own))
 
     async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, uuid.UUID]]) -> None:
         try:

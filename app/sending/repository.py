@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from app.kit.repository import RepositoryBase
 from app.models import Direction, Message, MessageStatus
@@ -110,16 +110,23 @@ class SendingRepository(RepositoryBase[Message]):
         type_: str = "text",
         media: dict[str, Any] | None = None,
     ) -> Message:
-        """The reply `pending`, as the worker writes the bot's (the session manager's outbox sends it). A media
-        message has its type, its `media` JSON (bytes already in storage) and its caption as `text`."""
-        message = Message(
-            store_id=store_id,
-            conversation_id=conversation_id,
-            direction=Direction.outbound.value,
-            type=type_,
-            text=text_,
-            media=media,
-            status=MessageStatus.pending.value,
-            attempts=0,
+        """The reply `pending`, as the worker writes the bot's (the session manager's outbox sends it). One
+        round trip: the row comes back from the INSERT itself (its id, `seq`, timestamps). A media message has
+        its type, its `media` JSON (bytes already in storage) and its caption as `text`."""
+        statement = (
+            insert(Message)
+            .values(
+                id=uuid.uuid4(),
+                store_id=store_id,
+                conversation_id=conversation_id,
+                direction=Direction.outbound.value,
+                type=type_,
+                text=text_,
+                status=MessageStatus.pending.value,
+                attempts=0,
+                # Only when set: an explicit None would be stored as JSON `null`, not SQL NULL.
+                **({"media": media} if media is not None else {}),
+            )
+            .returning(Message)
         )
-        return await self.create(message)
+        return (await self.session.scalars(statement)).one()

@@ -9,6 +9,7 @@ lost after the commit is put back by the worker's relay (the row is still `pendi
 from __future__ import annotations
 
 import contextlib
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,10 @@ from app.sending.errors import IdempotencyKeyInUse, IdempotencyKeyReused, StoreN
 from app.sending.repository import SendingRepository
 from app.sending.schemas import SendMessage, chat_jid_for
 from app.stores.service import store as store_service
+
+# One keyed send in this many also forgets up to a hundred of the store's expired keys: the table stays bounded
+# without a round trip per send or a periodic job (an expired key is taken over by its next use anyway).
+PURGE_SHARE = 1 / 20
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,8 @@ class SendingService:
         key_id: uuid.UUID | None = None
         if idempotency_key is not None:
             expired_before = datetime.now(UTC) - timedelta(hours=key_hours)
-            await repository.purge_keys(store.id, expired_before)
+            if random.random() < PURGE_SHARE:
+                await repository.purge_keys(store.id, expired_before)
             key_id = await repository.claim_key(
                 store.id, idempotency_key, request.fingerprint(), expired_before
             )

@@ -97,7 +97,12 @@ async def test_a_send_reaches_the_phone_in_order_with_the_bots_replies(
         assert phone == [row.text for row in rows]  # the network got the chat's order
         assert [t for t in phone if t.startswith("tienda")] == [f"tienda {i}" for i in range(6)]
         assert [t for t in phone if t.startswith("cliente")] == [f"cliente {i}" for i in range(6)]
-        assert {row.status for row in rows} <= {"sent", "delivered", "read"}
+
+        async def outcomes_written() -> bool:  # the network answers before the outcome's batch commits
+            statuses = {row.status for row in await _outbound(sessionmaker, store_id, chat)}
+            return statuses <= {"sent", "delivered", "read"}
+
+        await wait_for(outcomes_written, timeout=20, what="every send's outcome")
 
 
 async def test_sends_queued_while_the_store_is_down_keep_their_place_behind_the_bots_reply(

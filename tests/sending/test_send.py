@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from httpx import AsyncClient
 from redis.asyncio import Redis
 from sqlalchemy import func, select, update
@@ -13,6 +14,7 @@ from sqlalchemy import func, select, update
 from app.contracts import outbox_stream
 from app.kit.db import AsyncSessionMaker, transaction
 from app.models import Event, IdempotencyKey, StoreStatus
+from app.sending import service as sending_service
 from tests.conversations.helpers import HANDOFF_OPTION, Customer, menu_store
 from tests.sending.helpers import TO, TO_JID, conversation, rows, set_status
 from tests.support import ClientMaker, create_api_key, post_store
@@ -289,3 +291,24 @@ async def test_the_scope_is_messages_send(
         response = await http.post(f"/v1/stores/{store_id}/messages", json={"to": TO, "text": "hola"})
         assert response.status_code == 403, response.text
     assert await rows(sessionmaker, store_id) == []
+
+
+async def test_expired_keys_are_purged(
+    client: AsyncClient, sessionmaker: AsyncSessionMaker, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_id = await connected_store(client, sessionmaker)
+    url = f"/v1/stores/{store_id}/messages"
+    for n in range(3):
+        await client.post(url, json={"to": TO, "text": f"{n}"}, headers={"Idempotency-Key": f"k{n}"})
+    async with transaction(sessionmaker) as session:
+        await session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key != "k2")
+            .values(created_at=datetime.now(UTC) - timedelta(hours=25))
+        )
+    monkeypatch.setattr(sending_service, "PURGE_SHARE", 1.0)  # this send purges
+    await client.post(url, json={"to": TO, "text": "nuevo"}, headers={"Idempotency-Key": "k3"})
+    async with sessionmaker() as session:
+        kept = set((await session.scalars(select(IdempotencyKey.key))).all())
+    assert kept == {"k2", "k3"}
+    assert len(await rows(sessionmaker, store_id)) == 4  # their messages stay
