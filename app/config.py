@@ -205,6 +205,48 @@ class Settings(BaseSettings):
         "again, so that a Redis that lost its data loses no message.",
     )
 
+    # Media (app/media): files of inbound and sent messages, and uploads.
+    media_s3_bucket: str | None = Field(
+        None,
+        description="Media: an S3 bucket to keep media in. Unset: local files under `<data dir>/media`. With it, "
+        "the other `MOSTRADOR_MEDIA_S3_*` settings apply (any S3-compatible server: AWS, MinIO, R2, ...).",
+    )
+    media_s3_endpoint_url: str | None = Field(
+        None, description="Media: the S3 endpoint URL (unset: AWS's own for the region)."
+    )
+    media_s3_region: str | None = Field(None, description="Media: the S3 region (`us-east-1`, `auto`, ...).")
+    media_s3_access_key_id: str | None = Field(
+        None, description="Media: S3 access key id (unset: boto3's usual credential chain)."
+    )
+    media_s3_secret_access_key: str | None = Field(None, description="Media: S3 secret access key.")
+    media_s3_prefix: str = Field("", description="Media: a prefix for every object key in the bucket.")
+    media_max_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1,
+        description="Media: the largest upload or fetched URL accepted, whatever its type (WhatsApp's own limits "
+        "per type apply below it: image 5 MB, audio and video 16 MB, document 100 MB).",
+    )
+    media_fetch_timeout_seconds: float = Field(
+        15, gt=0, description="Media: time allowed to fetch a `media.url` given to a send, all of it."
+    )
+    media_fetch_allow_private: bool = Field(
+        False,
+        description="Media: allow `media.url` to reach private, loopback and link-local addresses (off: such "
+        "URLs are refused, so a send cannot probe the internal network). For development and tests only.",
+    )
+    media_upload_ttl_hours: float = Field(
+        24, gt=0, description="Media: how long an upload can be sent; then the retention job deletes it."
+    )
+    media_download_attempts: int = Field(
+        5, ge=1, description="Session manager: tries to download an inbound message's media before `failed`."
+    )
+    media_download_concurrency: int = Field(
+        8, ge=1, description="Session manager: inbound media downloads at once (per process)."
+    )
+    media_retention_check_seconds: float = Field(
+        3600, gt=0, description="Worker: how often the media retention job runs (one worker at a time)."
+    )
+
     # The simulator's network: pairing windows like WhatsApp's, shortened by tests.
     sim_redis_url: str | None = Field(
         None,
@@ -239,6 +281,10 @@ class Settings(BaseSettings):
     @property
     def oidc_enabled(self) -> bool:
         return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
 
     @property
     def is_production(self) -> bool:

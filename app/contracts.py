@@ -21,6 +21,9 @@ OUTBOX_GROUP = "sessions"
 INBOUND_TASK = "inbound.handle"
 # The API publishes a store id here after committing a change of the store's desired state.
 STORES_CHANGED_CHANNEL = "stores:changed"
+# Taken (SET NX PX, 90 % of `media_retention_check_seconds`, never released) by the worker that runs the media
+# retention round: one worker per interval (workers/retention.py).
+MEDIA_RETENTION_LOCK_KEY = "lock:media-retention"
 
 
 def messages_stream(store_id: uuid.UUID | str) -> str:
@@ -150,20 +153,32 @@ def sim_pairing_key(store_id: uuid.UUID | str) -> str:
 
 
 def sim_control_stream(store_id: uuid.UUID | str) -> str:
-    """Entries {kind: scan|disconnect|logout|send_failure, phone?, code?, crash_starts?}: the phone's and the
-    network's actions (`crash_starts` with a disconnect: that many reconnects then fail unexpectedly)."""
+    """Entries {kind: scan|disconnect|logout|send_failure|download_failure, phone?, code?, crash_starts?}: the
+    phone's and the network's actions (`crash_starts` with a disconnect: that many reconnects then fail
+    unexpectedly; `download_failure`: the next media download fails, retryably)."""
     return f"sim:store-{store_id}:control"
 
 
 def sim_inbound_stream(store_id: uuid.UUID | str) -> str:
-    """Entries {id, from (chat JID), name, text, ts (ms)}: customers' messages waiting for the device, kept
-    until the device acknowledges them (like WhatsApp's offline queue)."""
+    """Entries {id, from (chat JID), name, text, ts (ms)}, and for media {type, mime, caption, file_name, size,
+    voice_note, media (a `sim_media_key` token)}: customers' messages waiting for the device, kept until the
+    device acknowledges them (like WhatsApp's offline queue)."""
     return f"sim:store-{store_id}:inbound"
 
 
 def sim_outbound_stream(store_id: uuid.UUID | str) -> str:
-    """Entries {id, chat, text, ts (ms)}: what the store sent, in the order the network accepted it."""
+    """Entries {id, chat, text, ts (ms)}, and for media {type, mime, caption, file_name, size, sha256, media (a
+    `sim_media_key` token)}: what the store sent, in the order the network accepted it."""
     return f"sim:store-{store_id}:outbound"
+
+
+SIM_MEDIA_TTL_SECONDS = 7 * 86400  # WhatsApp's servers keep media for a while, then it cannot be downloaded
+
+
+def sim_media_key(token: str) -> str:
+    """Base64 of a media file on the simulated network's "media servers" (inbound: the customer's upload, a
+    store's download; outbound: what the store uploaded). Expires after SIM_MEDIA_TTL_SECONDS."""
+    return f"sim:media:{token}"
 
 
 def sim_connection_key(store_id: uuid.UUID | str) -> str:

@@ -19,6 +19,7 @@ from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
 from app.kit.http_metrics import RequestMetrics
 from app.kit.redis import create_redis
+from app.media.endpoints import router as media_router
 from app.messages.endpoints import router as messages_router
 from app.onboarding.endpoints import links_router as onboarding_links_router
 from app.onboarding.endpoints import router as onboarding_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(bots_router)
     app.include_router(conversations_router)
     app.include_router(messages_router)
+    app.include_router(media_router)
     app.include_router(sending_router)
     app.include_router(orders_router)
     app.include_router(onboarding_links_router)

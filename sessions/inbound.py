@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections.abc import Callable
 
 import structlog
 from redis.asyncio import Redis
@@ -25,9 +26,18 @@ log = structlog.get_logger(__name__)
 
 
 class InboundRecorder:
-    def __init__(self, sessionmaker: AsyncSessionMaker, redis: Redis) -> None:
+    def __init__(
+        self,
+        sessionmaker: AsyncSessionMaker,
+        redis: Redis,
+        *,
+        on_media: Callable[[uuid.UUID, uuid.UUID, InboundMessage], None] | None = None,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.redis = redis
+        # Told (store id, row id, message) of each committed message with media to download (sessions/media.py);
+        # it must not block: the driver is waiting to acknowledge the batch.
+        self.on_media = on_media
         # fail_waiting: a chat's later message must not be committed when an earlier one failed (and is to be
         # delivered again), or the chat's order (its `seq`) would break.
         self._commits: GroupCommit[tuple[uuid.UUID, InboundMessage], None] = GroupCommit(
@@ -81,6 +91,10 @@ class InboundRecorder:
         metrics.count_messages("in", "received", len(queued))
         if queued:
             await self._queue(queued)
+            if self.on_media is not None:
+                for store_id, message, message_id in queued:
+                    if message.media is not None and "fetch" in message.media:
+                        self.on_media(store_id, message_id, message)
 
     async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, uuid.UUID]]) -> None:
         try:

@@ -33,9 +33,11 @@ from app.kit import metrics
 from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.leases import Leases, heartbeat
 from app.kit.loops import every, forever
+from app.media.storage import create_storage
 from app.models import DesiredState, StoreStatus
 from sessions.drivers.base import Driver
 from sessions.inbound import InboundRecorder
+from sessions.media import MediaDownloader
 from sessions.outbound import DRAIN_SECONDS, Outbox
 from sessions.receipts import ReceiptRecorder
 from sessions.repository import SessionsRepository, WantedStore
@@ -66,10 +68,23 @@ class SessionManager:
         owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.leases = Leases(redis, ttl_seconds=settings.sessions_lease_ttl_seconds, owner=owner)
         self.sessions: dict[uuid.UUID, StoreSession] = {}
-        self.inbound = InboundRecorder(sessionmaker, redis)
+        self.storage = create_storage(settings)
+        # Inbound media is downloaded after its message is committed, beside its handling (sessions/media.py).
+        self.media = MediaDownloader(
+            sessionmaker,
+            self.storage,
+            settings,
+            session_for=self.sessions.get,
+            owned=lambda: [s for s in self.sessions if self.owns(s)],
+        )
+        self.inbound = InboundRecorder(sessionmaker, redis, on_media=self.media.saved)
         self.receipts = ReceiptRecorder(sessionmaker)
         self.outbox = Outbox(
-            redis, sessionmaker, new_message_id=driver.new_message_id, session_for=self.sessions.get
+            redis,
+            sessionmaker,
+            new_message_id=driver.new_message_id,
+            session_for=self.sessions.get,
+            storage=self.storage,
         )
         self._collaborators = Collaborators(
             settings=settings,
@@ -111,6 +126,7 @@ class SessionManager:
             asyncio.create_task(every(self._renew_leases, self.leases.renew_interval, self.log)),
             asyncio.create_task(self._listen()),
             asyncio.create_task(forever(self.outbox.run, self.log)),
+            asyncio.create_task(forever(self.media.run, self.log)),
         ]
         self.log.info("session manager started", driver=self.driver.name)
         try:
@@ -138,6 +154,7 @@ class SessionManager:
         await self.outbox.close()
         self.inbound.close()
         self.receipts.close()
+        self.media.close()
         if store_ids:
             with contextlib.suppress(Exception):
                 async with transaction(self.sessionmaker) as session:
@@ -152,6 +169,8 @@ class SessionManager:
             await self.redis.publish(STORES_CHANGED_CHANNEL, "handover")
         self.sessions.clear()
         await self.driver.close()
+        with contextlib.suppress(Exception):
+            await self.storage.close()
         self.log.info("session manager stopped", released=len(store_ids))
 
     async def _listen(self) -> None:

@@ -25,8 +25,9 @@ from app.kit.db import AsyncSessionMaker, single_statement, transaction
 from app.kit.lanes import Key, Lanes
 from app.kit.loops import every
 from app.kit.streams import StreamConsumer, StreamEntry
+from app.media.storage import MediaNotFound, MediaStorage
 from app.models import MessageStatus
-from sessions.drivers.base import DriverError, SentMessage
+from sessions.drivers.base import DriverError, OutboundMedia, SentMessage
 from sessions.ratelimit import SendPolicy, StoreRateLimiter
 from sessions.repository import OutboundToSend, SendOutcome, SessionsRepository
 
@@ -41,6 +42,10 @@ TRIM_SECONDS = 30.0
 
 class SendingConnection(Protocol):
     async def send_text(self, chat_jid: str, text: str, *, wa_id: str | None = None) -> SentMessage: ...
+
+    async def send_media(
+        self, chat_jid: str, media: OutboundMedia, *, wa_id: str | None = None
+    ) -> SentMessage: ...
 
     async def set_typing(self, chat_jid: str, typing: bool) -> None: ...
 
@@ -72,7 +77,9 @@ class Outbox:
         *,
         new_message_id: Callable[[], str],
         session_for: Callable[[uuid.UUID], SendingSession | None],
+        storage: MediaStorage | None = None,
     ) -> None:
+        self.storage = storage  # media messages' bytes (app/media/storage.py)
         self.redis = redis
         self.sessionmaker = sessionmaker
         self.new_message_id = new_message_id
@@ -168,7 +175,12 @@ class Outbox:
         driver refused before anything left; returns False), or failed after its attempts."""
         await self._pace(session, chat_jid, claimed.text)
         try:
-            sent = await session.connection.send_text(chat_jid, claimed.text, wa_id=claimed.wa_id)
+            if claimed.media is not None and claimed.media.get("key"):
+                sent = await session.connection.send_media(
+                    chat_jid, await self._media_of(claimed), wa_id=claimed.wa_id
+                )
+            else:
+                sent = await session.connection.send_text(chat_jid, claimed.text, wa_id=claimed.wa_id)
         except DriverError as exc:
             metrics.SENDS_FAILED.inc()
             if exc.retryable and claimed.attempts < SEND_ATTEMPTS:
@@ -183,6 +195,23 @@ class Outbox:
             SendOutcome(claimed.id, MessageStatus.sent, sent_at=sent.timestamp, wa_id=sent.wa_id)
         )
         return True
+
+    async def _media_of(self, claimed: OutboundToSend) -> OutboundMedia:
+        """The bytes and presentation of a media message; a file that is gone can never be sent."""
+        media = claimed.media or {}
+        if self.storage is None:
+            raise DriverError("no media storage configured in this process", retryable=False)
+        try:
+            data = await self.storage.get(str(media["key"]))
+        except MediaNotFound as exc:
+            raise DriverError("the media file is gone from storage", retryable=False) from exc
+        return OutboundMedia(
+            type=claimed.type,
+            data=data,
+            mime=str(media.get("mimetype") or "application/octet-stream"),
+            caption=media.get("caption") or None,
+            file_name=media.get("file_name") or None,
+        )
 
     async def _settle_unclaimable(self, message_id: uuid.UUID) -> None:
         if await self._finishes.submit(SendOutcome(message_id, MessageStatus.failed, error=INTERRUPTED)):

@@ -108,7 +108,7 @@ UPDATE messages m
 SET status = 'sending', wa_id = pick.wa_id, attempts = m.attempts + 1, updated_at = now()
 FROM pick
 WHERE m.id = pick.id AND m.status = 'pending'
-RETURNING pick.target, m.id, m.text, m.wa_id, m.attempts
+RETURNING pick.target, m.id, m.text, m.wa_id, m.attempts, m.type, m.media
 """)
 
 # A send's outcome. A delivered/read receipt can be committed before the outcome (the network answers the send
@@ -167,6 +167,56 @@ class OutboundToSend:
     text: str
     wa_id: str
     attempts: int  # this one included
+    type: str = "text"
+    media: dict[str, Any] | None = None  # a media message's `media` JSON (its bytes under `key` in storage)
+
+
+@dataclass(frozen=True)
+class MediaToDownload:
+    store_id: uuid.UUID
+    message_id: uuid.UUID
+    type: str
+    media: dict[str, Any]  # as the row holds it: `fetch`, and `attempts` after failed tries
+
+
+@dataclass(frozen=True)
+class MediaStored:
+    message_id: uuid.UUID
+    key: str
+    size: int
+    sha256: str
+
+
+# A media download's outcome, on a row whose media is still `pending` (a second download, after a hand-over,
+# changes nothing). Stored: the download reference goes (it holds the media's decryption key).
+MEDIA_STORED = text("""
+UPDATE messages m
+SET media = (m.media - 'fetch' - 'next_at' - 'error')
+            || jsonb_build_object('state', 'stored', 'key', u.key, 'size', u.size, 'sha256', u.sha256,
+                                  'stored_at', now())
+FROM unnest(CAST(:ids AS uuid[]), CAST(:keys AS text[]), CAST(:sizes AS bigint[]), CAST(:shas AS text[]))
+     AS u(id, key, size, sha256)
+WHERE m.id = u.id AND m.media ->> 'state' = 'pending'
+""")
+MEDIA_NOT_YET = text("""
+UPDATE messages
+SET media = media || jsonb_build_object('attempts', CAST(:attempts AS int), 'error', CAST(:error AS text),
+                                        'next_at', CAST(:next_at AS timestamptz))
+WHERE id = :id AND media ->> 'state' = 'pending'
+""")
+MEDIA_FAILED = text("""
+UPDATE messages
+SET media = (media - 'fetch' - 'next_at')
+            || jsonb_build_object('state', 'failed', 'attempts', CAST(:attempts AS int), 'error', CAST(:error AS text))
+WHERE id = :id AND media ->> 'state' = 'pending'
+""")
+PENDING_MEDIA = text("""
+SELECT store_id, id, type, media FROM messages
+WHERE media ->> 'state' = 'pending' AND store_id = ANY(CAST(:store_ids AS uuid[]))
+  AND coalesce(CAST(media ->> 'next_at' AS timestamptz), '-infinity') <= now()
+ORDER BY created_at
+LIMIT :limit
+""")
 
 
 @dataclass(frozen=True)
@@ -233,7 +283,7 @@ class SessionsRepository:
             "senders": [m.sender_jid for _, m in batch],
             "types": [m.type for _, m in batch],
             "texts": [m.text for _, m in batch],
-            "media": [json.dumps(m.media) if m.media is not None else None for _, m in batch],
+            "media": [_media_json(m.media) for _, m in batch],
             "names": [m.sender_name for _, m in batch],
             "timestamps": [m.timestamp for _, m in batch],
         }
@@ -282,7 +332,8 @@ class SessionsRepository:
             CLAIM_FOR_SENDING, {"targets": [c[0] for c in claims], "wa_ids": [c[1] for c in claims]}
         )
         by_target = {
-            row.target: OutboundToSend(row.id, row.text or "", row.wa_id, row.attempts) for row in rows
+            row.target: OutboundToSend(row.id, row.text or "", row.wa_id, row.attempts, row.type, row.media)
+            for row in rows
         }
         return [by_target.get(target) for target, _ in claims]
 
@@ -326,3 +377,44 @@ class SessionsRepository:
                 "ranks": [OUTBOUND_RANK[r[2]] for r in known],
             },
         )
+
+    # --- media ---------------------------------------------------------------------------------------------
+    async def pending_media(self, store_ids: list[uuid.UUID], limit: int) -> list[MediaToDownload]:
+        """Media to download now (never tried, or its retry is due), oldest first."""
+        if not store_ids:
+            return []
+        rows = await self.session.execute(PENDING_MEDIA, {"store_ids": store_ids, "limit": limit})
+        return [MediaToDownload(row.store_id, row.id, row.type, row.media) for row in rows]
+
+    async def media_stored(self, stored: list[MediaStored]) -> None:
+        """Several downloads' outcomes in one statement (rows no longer `pending` are left as they are)."""
+        if not stored:
+            return
+        await self.session.execute(
+            MEDIA_STORED,
+            {
+                "ids": [s.message_id for s in stored],
+                "keys": [s.key for s in stored],
+                "sizes": [s.size for s in stored],
+                "shas": [s.sha256 for s in stored],
+            },
+        )
+
+    async def media_not_yet(
+        self, message_id: uuid.UUID, *, attempts: int, error: str, next_at: datetime
+    ) -> None:
+        await self.session.execute(
+            MEDIA_NOT_YET, {"id": message_id, "attempts": attempts, "error": error, "next_at": next_at}
+        )
+
+    async def media_failed(self, message_id: uuid.UUID, *, attempts: int, error: str) -> None:
+        await self.session.execute(MEDIA_FAILED, {"id": message_id, "attempts": attempts, "error": error})
+
+
+def _media_json(media: dict[str, Any] | None) -> str | None:
+    """An inbound message's media as stored: with a download reference, it is `pending` until downloaded."""
+    if media is None:
+        return None
+    if "fetch" in media:
+        media = {**media, "state": "pending"}
+    return json.dumps(media)

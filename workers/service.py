@@ -26,11 +26,13 @@ from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.leases import Leases, fair_share
 from app.kit.loops import every, forever
 from app.kit.streams import StreamConsumer, StreamEntry
+from app.media.storage import create_storage
 from workers.broker import store_broker
 from workers.handler import InboundHandler, InboundRef
 from workers.receiver import ChatLaneReceiver, write_dead_letter
 from workers.relay import Relay
 from workers.repository import WorkerRepository
+from workers.retention import MediaRetention
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +66,9 @@ class Worker:
 
         async def handle_inbound(message_id: str, chat_jid: str, wa_id: str = "") -> None:
             await self.handler.handle([InboundRef(message_id, chat_jid, wa_id)])
+
+        self.storage = create_storage(settings)
+        self.retention = MediaRetention(sessionmaker, self.storage)
 
         self.broker.register_task(handle_inbound, task_name=INBOUND_TASK)
         self.receiver = ChatLaneReceiver(
@@ -109,6 +114,9 @@ class Worker:
             asyncio.create_task(every(self._renew, self.leases.renew_interval, self.log)),
             asyncio.create_task(every(self.sweep, SWEEP_SECONDS, self.log)),  # the relay
             asyncio.create_task(every(self.trim, TRIM_SECONDS, self.log)),
+            asyncio.create_task(
+                every(self.media_retention, self.settings.media_retention_check_seconds, self.log)
+            ),
         ]
         # Restarted if it ever ends: what it had read is in the lanes or still pending.
         reader = asyncio.create_task(forever(self.receiver.run, self.log))
@@ -127,6 +135,8 @@ class Worker:
                 await self.leases.release(*[worker_lease_key(s) for s in owned])
                 await self.redis.zrem(WORKERS_KEY, self.leases.token)
             self.streams.close()
+            with contextlib.suppress(Exception):
+                await self.storage.close()
             self.log.info(
                 "worker stopped", drained=drained, released=len(owned), handled=self.receiver.handled
             )
@@ -165,6 +175,10 @@ class Worker:
     async def trim(self) -> None:
         for store_id in self.streams.owned():
             await self.streams.trim(store_id)
+
+    async def media_retention(self) -> None:
+        """Media older than its tenant's retention, and expired uploads, deleted (workers/retention.py)."""
+        await self.retention.run_if_first(self.redis, self.settings.media_retention_check_seconds)
 
     async def sweep(self) -> int:
         """The relay, for the stores we own (see workers/relay.py)."""

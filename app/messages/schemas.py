@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -13,10 +12,19 @@ from app.models import Message
 class MediaRead(BaseModel):
     type: str = Field(description="image | video | audio | document | sticker ...: the message's type.")
     mime: str | None
-    size: int | None = Field(description="Bytes, as WhatsApp announced them.")
+    size: int | None = Field(
+        description="Bytes: as WhatsApp announced them, the stored file's once available."
+    )
     caption: str | None
     file_name: str | None
-    download_url: str | None = Field(description="Null until the media is downloaded (not yet available).")
+    status: str | None = Field(
+        None,
+        description="pending (being downloaded from WhatsApp) | available | failed | expired (deleted by the "
+        "tenant's retention); null for content without a file (a location, a contact).",
+    )
+    download_url: str | None = Field(
+        description="`GET` it for the file (same credentials); null unless the media is available."
+    )
 
 
 class MessageRead(BaseModel):
@@ -50,7 +58,7 @@ class MessageRead(BaseModel):
             sender=message.sender_jid,
             type=message.type,
             text=message.text,
-            media=_media(message.type, message.media),
+            media=_media(message),
             status=message.status,
             created_at=message.created_at,
             whatsapp_timestamp=message.wa_timestamp,
@@ -58,17 +66,25 @@ class MessageRead(BaseModel):
         )
 
 
-def _media(kind: str, stored: dict[str, Any] | None) -> MediaRead | None:
+_MEDIA_STATUS = {"pending": "pending", "stored": "available", "failed": "failed", "expired": "expired"}
+
+
+def _media(message: Message) -> MediaRead | None:
+    stored = message.media
     if not stored:
         return None
     size = stored.get("size")
+    status = _MEDIA_STATUS.get(str(stored.get("state")))
     return MediaRead(
-        type=kind,
+        type=message.type,
         mime=stored.get("mimetype"),
         size=int(size) if isinstance(size, int | str) and str(size).isdigit() else None,
         caption=stored.get("caption"),
         file_name=stored.get("file_name"),
-        download_url=None,
+        status=status,
+        download_url=f"/v1/stores/{message.store_id}/messages/{message.id}/media"
+        if status == "available"
+        else None,
     )
 
 

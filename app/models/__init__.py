@@ -9,6 +9,7 @@ from app.models.onboarding import OnboardingLink
 from app.models.order import Order, OrderCounter
 from app.models.store import DesiredState, Store, StoreStatus
 from app.models.tenant import ApiKey, Invite, Tenant, User, UserRole
+from app.models.upload import Upload
 from app.models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Store",
     "StoreStatus",
     "Tenant",
+    "Upload",
     "User",
     "UserRole",
     "Webhook",

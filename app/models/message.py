@@ -88,6 +88,18 @@ class Message(IdMixin, TimestampMixin, Base):
             postgresql_using="gin",
             postgresql_where=text("text IS NOT NULL"),
         ),
+        # Media still to download, per store (the session manager's download sweep, migration 0012), and media
+        # kept, by age (the worker's retention job). `media.state` is described in docs/contracts.md.
+        Index(
+            "ix_messages_media_pending",
+            "store_id",
+            postgresql_where=text("(media ->> 'state') = 'pending'"),
+        ),
+        Index(
+            "ix_messages_media_kept",
+            "created_at",
+            postgresql_where=text("(media ->> 'state') IN ('pending', 'stored', 'failed')"),
+        ),
     )
 
     # Insertion order inside the database: orders a chat's messages (the oldest waiting first). Never exposed.

@@ -14,6 +14,9 @@ class Tenant(IdMixin, TimestampMixin, Base):
     __tablename__ = "tenants"
 
     name: Mapped[str] = mapped_column(String(200))
+    # Media files (inbound and sent) older than this many days are deleted by the worker's retention job;
+    # null keeps them. Set with `PATCH /v1/media/settings`.
+    media_retention_days: Mapped[int | None]
 
 
 class UserRole(StrEnum):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, text
 
@@ -100,9 +101,18 @@ class SendingRepository(RepositoryBase[Message]):
             await self.session.execute(PAUSE, {"id": found})
         return found
 
-    async def add_outbound(self, store_id: uuid.UUID, conversation_id: uuid.UUID, text_: str) -> Message:
+    async def add_outbound(
+        self,
+        store_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        text_: str | None,
+        *,
+        type_: str = "text",
+        media: dict[str, Any] | None = None,
+    ) -> Message:
         """The reply `pending`, as the worker writes the bot's (the session manager's outbox sends it). One
-        round trip: the row comes back from the INSERT itself (its id, `seq`, timestamps)."""
+        round trip: the row comes back from the INSERT itself (its id, `seq`, timestamps). A media message has
+        its type, its `media` JSON (bytes already in storage) and its caption as `text`."""
         statement = (
             insert(Message)
             .values(
@@ -110,10 +120,12 @@ class SendingRepository(RepositoryBase[Message]):
                 store_id=store_id,
                 conversation_id=conversation_id,
                 direction=Direction.outbound.value,
-                type="text",
+                type=type_,
                 text=text_,
                 status=MessageStatus.pending.value,
                 attempts=0,
+                # Only when set: an explicit None would be stored as JSON `null`, not SQL NULL.
+                **({"media": media} if media is not None else {}),
             )
             .returning(Message)
         )

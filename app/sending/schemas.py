@@ -4,13 +4,15 @@ import hashlib
 import json
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.media.schemas import SendMedia
 from app.messages.chats import PHONE_SERVER
 
 LID_SERVER = "lid"
-# WhatsApp's own limit for a text message.
+# WhatsApp's own limit for a text message, and for a media message's caption.
 TEXT_MAX = 4096
+CAPTION_MAX = 1024
 # What `to` may look like (the validator then checks the number itself with `phonenumbers`): a number in
 # international form (optional `+`, spaces, dots, dashes, parentheses as people write them), or a chat JID
 # `<digits>@s.whatsapp.net` / `<digits>@lid`.
@@ -49,8 +51,8 @@ def chat_jid_for(to: str) -> str:
 
 
 class SendMessage(BaseModel):
-    """A text to one customer. (`media`, for images, documents, audio and video, is added beside `text` by the
-    media work; the request hash of an `Idempotency-Key` covers every field, so it will cover that too.)"""
+    """A text, or a file (image, video, audio, document) with an optional caption, to one customer. The request
+    hash of an `Idempotency-Key` covers every field, `media` too."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -62,12 +64,22 @@ class SendMessage(BaseModel):
         "not supported.",
         examples=["+5491166660000"],
     )
-    text: str = Field(
+    text: str | None = Field(
+        None,
         min_length=1,
         max_length=TEXT_MAX,
         # Declared, so the schema refuses what the API refuses; the validator below says it in words first.
         pattern=r"\S",
-        description=f"The message, 1 to {TEXT_MAX} characters (WhatsApp's limit), not only blanks.",
+        description=f"The message, 1 to {TEXT_MAX} characters (WhatsApp's limit), not only blanks. Required "
+        "unless `media` is given.",
+    )
+    media: SendMedia | None = Field(
+        None,
+        description="A file to send instead of a text: `url` (fetched now, http/https, public addresses only) or "
+        "`upload_id` (from `POST /v1/uploads`), within WhatsApp's limits per type.",
+    )
+    caption: str | None = Field(
+        None, min_length=1, max_length=CAPTION_MAX, description="Shown under the media (only with `media`)."
     )
     pause_bot: bool = Field(
         True,
@@ -85,6 +97,16 @@ class SendMessage(BaseModel):
         if isinstance(value, str) and value and not value.strip():
             raise ValueError("the text is only blanks")
         return value
+
+    @model_validator(mode="after")
+    def _text_or_media(self) -> SendMessage:
+        if self.media is None and self.text is None:
+            raise ValueError("give a `text`, or `media` (with an optional `caption`)")
+        if self.media is not None and self.text is not None:
+            raise ValueError("a media message has a `caption`, not a `text`")
+        if self.media is None and self.caption is not None:
+            raise ValueError("a `caption` goes with `media`")
+        return self
 
     def fingerprint(self) -> str:
         """What an `Idempotency-Key` is bound to: the normalised request, so `+54 9 11 ...` and `+54911...` are

@@ -8,6 +8,7 @@ lost after the commit is put back by the worker's relay (the row is still `pendi
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 from dataclasses import dataclass
@@ -16,8 +17,11 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.contracts import outbox_entry, outbox_stream
 from app.kit.unit_of_work import after_commit
+from app.media.service import media as media_service
+from app.media.storage import MediaStorage
 from app.messages.repository import MessageRepository
 from app.messages.schemas import MessageRead
 from app.models import Store, StoreStatus, Tenant
@@ -48,6 +52,8 @@ class SendingService:
         request: SendMessage,
         idempotency_key: str | None,
         key_hours: int,
+        storage: MediaStorage | None = None,
+        settings: Settings | None = None,
     ) -> Sent:
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
         repository = SendingRepository.from_session(session)
@@ -68,9 +74,25 @@ class SendingService:
         if store.status != StoreStatus.connected:
             raise StoreNotConnected(store.status)  # the rollback forgets the key: a later retry may send
         chat_jid = chat_jid_for(request.to)
-        # media: the media work adds its field to SendMessage and hands it over here (row type and media).
-        conversation_id = await repository.conversation_for_reply(store.id, chat_jid, pause=request.pause_bot)
-        message = await repository.add_outbound(store.id, conversation_id, request.text)
+        kind, media, text = "text", None, request.text
+        if request.media is not None:
+            assert storage is not None and settings is not None, "a media send needs the storage and settings"
+            # Fetched or copied before the conversation's row is locked: a slow URL holds no lock.
+            kind, media = await media_service.prepare_send(
+                session, storage, settings, tenant_id=tenant.id, store_id=store.id,
+                media=request.media, caption=request.caption,
+            )  # fmt: skip
+            text = request.caption
+        try:
+            conversation_id = await repository.conversation_for_reply(
+                store.id, chat_jid, pause=request.pause_bot
+            )
+            message = await repository.add_outbound(store.id, conversation_id, text, type_=kind, media=media)
+        except BaseException:
+            if media is not None and storage is not None:  # the copy made for this message has no row
+                with contextlib.suppress(Exception):
+                    await storage.delete(str(media["key"]))
+            raise
         if key_id is not None:
             await repository.key_made(key_id, message.id)
         entry = outbox_entry(message_id=message.id, chat_jid=chat_jid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from app.dependencies import SessionDep, SimRedisDep
 from app.sim.schemas import (
@@ -47,7 +47,8 @@ async def scan(
 @router.post(
     "/inbound",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="A customer sends the store a text message (with `from_me`: the owner writes from the phone)",
+    summary="A customer sends the store a message: a text, or a file (image, video, audio, document); with "
+    "`from_me`, the owner writes from the phone",
     responses=_NOT_FOUND,
 )
 async def inbound(
@@ -62,6 +63,7 @@ async def inbound(
         text=body.text,
         message_id=body.id,
         name=body.name,
+        media=body.media,
         from_me=body.from_me,
     )
     return InboundAccepted(id=message_id)
@@ -77,6 +79,21 @@ async def outbound(
 ) -> OutboundPage:
     items = await sim_service.outbound(session, redis, tenant=auth.tenant, store_id=store_id, chat_jid=chat)
     return OutboundPage(items=items)
+
+
+@router.get(
+    "/outbound/{message_id}/media",
+    summary="The bytes of a media message the store sent",
+    response_class=Response,
+    responses={200: {"content": {"*/*": {}}}, 404: {"description": "No such media message for this tenant"}},
+)
+async def outbound_media(
+    store_id: str, message_id: str, auth: MessagesRead, session: SessionDep, redis: SimRedisDep
+) -> Response:
+    data, mime = await sim_service.outbound_media(
+        session, redis, tenant=auth.tenant, store_id=store_id, message_id=message_id
+    )
+    return Response(content=data, media_type=mime)
 
 
 @router.post(

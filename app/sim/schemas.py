@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.contracts import phone_to_jid
 from app.stores.schemas import PhoneNumber, normalize_phone
@@ -28,11 +28,25 @@ class ScanAccepted(BaseModel):
     phone: str = Field(description="The number the store will be linked to.")
 
 
+class SimInboundMedia(BaseModel):
+    type: Literal["image", "video", "audio", "document", "sticker"]
+    mime: str = Field(min_length=3, max_length=150, pattern=r"^[\w.+-]+/[\w.+-]+(;.*)?$")
+    data_base64: str = Field(
+        min_length=4, max_length=23_000_000, description="The file (at most 16 MB), base64-encoded."
+    )
+    caption: str | None = Field(None, max_length=1024)
+    file_name: str | None = Field(None, max_length=255)
+    voice_note: bool = Field(False, description="An audio recorded in the chat (WhatsApp's PTT).")
+
+
 class InboundRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     from_: PhoneNumber = Field(alias="from", description="The customer's phone number.")
-    text: str = Field(min_length=1, max_length=4096)
+    text: str | None = Field(None, min_length=1, max_length=4096, description="Required without `media`.")
+    media: SimInboundMedia | None = Field(
+        None, description="The customer sends a file (with `text` ignored)."
+    )
     id: str | None = Field(
         None, min_length=1, max_length=128, description="WhatsApp message id (default: a new one)."
     )
@@ -43,30 +57,47 @@ class InboundRequest(BaseModel):
         "customer written to); the session manager records it as the store's message and pauses the bot.",
     )
 
+    @model_validator(mode="after")
+    def _text_or_media(self) -> InboundRequest:
+        if self.text is None and self.media is None:
+            raise ValueError("give `text` or `media`")
+        return self
+
 
 class InboundAccepted(BaseModel):
     id: str = Field(description="The message's WhatsApp id.")
 
 
+class SimOutboundMedia(BaseModel):
+    mime: str
+    caption: str | None
+    file_name: str | None
+    size: int
+    sha256: str
+    url: str = Field(description="Where the test reads the bytes the store sent (the simulator's own route).")
+
+
 class OutboundMessage(BaseModel):
     id: str = Field(description="The message's WhatsApp id.")
     chat: str = Field(description="The chat JID it was sent to.")
+    type: str = "text"
     text: str
     timestamp: datetime
+    media: SimOutboundMedia | None = None
 
 
 class OutboundPage(BaseModel):
     items: list[OutboundMessage]
 
 
-FaultKind = Literal["disconnect", "logout", "send_failure", "ban"]
+FaultKind = Literal["disconnect", "logout", "send_failure", "ban", "download_failure"]
 
 
 class FaultRequest(BaseModel):
     kind: FaultKind = Field(
         description="`disconnect`: drop the connection (it reconnects); `logout`: log the device out from the "
         "phone; `send_failure`: fail the next send; `ban`: WhatsApp bans the number for a while (the store ends in "
-        "`error`, reason code `banned`)."
+        "`error`, reason code `banned`); `download_failure`: fail the next media download."
     )
 
 

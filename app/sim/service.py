@@ -5,6 +5,8 @@ They are tenant-scoped like the stores they act on, so one tenant cannot scan, m
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import secrets
 import time
@@ -15,20 +17,31 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts import (
+    SIM_MEDIA_TTL_SECONDS,
     phone_to_jid,
     sim_control_stream,
     sim_inbound_stream,
+    sim_media_key,
     sim_outbound_stream,
     sim_pairing_key,
 )
-from app.kit.errors import Conflict
+from app.kit.errors import Conflict, MostradorError, NotFound
 from app.models import Tenant
-from app.sim.schemas import FaultKind, OutboundMessage
+from app.sim.schemas import FaultKind, OutboundMessage, SimInboundMedia, SimOutboundMedia
 from app.stores.service import store as store_service
 
 
 class NoQrToScan(Conflict):
     code = "no_qr_to_scan"
+
+
+class BadSimMedia(MostradorError):
+    status_code = 422
+    code = "invalid_media"
+
+
+class SimMediaNotFound(NotFound):
+    code = "media_not_found"
 
 
 def random_phone() -> str:
@@ -67,9 +80,10 @@ class SimService:
         tenant: Tenant,
         store_id: str,
         sender: str,
-        text: str,
+        text: str | None,
         message_id: str | None,
         name: str | None,
+        media: SimInboundMedia | None = None,
         from_me: bool = False,
     ) -> str:
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
@@ -78,9 +92,27 @@ class SimService:
             "id": message_id,
             "from": phone_to_jid(sender),
             "name": name or "",
-            "text": text,
+            "text": text or "",
             "ts": str(int(time.time() * 1000)),
         }
+        if media is not None:
+            try:
+                data = base64.b64decode(media.data_base64, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise BadSimMedia("`media.data_base64` is not base64") from exc
+            # The customer's phone uploads the file to the media servers, then sends the message.
+            token = f"in-{store.id}-{message_id}"
+            await redis.set(sim_media_key(token), base64.b64encode(data).decode(), ex=SIM_MEDIA_TTL_SECONDS)
+            fields.update(
+                type=media.type,
+                mime=media.mime,
+                caption=media.caption or "",
+                file_name=media.file_name or "",
+                size=str(len(data)),
+                voice_note="1" if media.voice_note else "",
+                media=token,
+                text=media.caption or "",
+            )
         if from_me:
             fields["from_me"] = "1"
             if store.phone_number:
@@ -98,12 +130,27 @@ class SimService:
             OutboundMessage(
                 id=fields["id"],
                 chat=fields["chat"],
+                type=fields.get("type", "text"),
                 text=fields.get("text", ""),
                 timestamp=datetime.fromtimestamp(int(fields["ts"]) / 1000, UTC),
+                media=_outbound_media(store.id, fields) if fields.get("media") else None,
             )
             for _entry_id, fields in entries
             if chat_jid is None or fields["chat"] == chat_jid
         ]
+
+    async def outbound_media(
+        self, session: AsyncSession, redis: Redis, *, tenant: Tenant, store_id: str, message_id: str
+    ) -> tuple[bytes, str]:
+        """The bytes of a media message the store sent, and their MIME type."""
+        store = await store_service.get(session, tenant=tenant, store_id=store_id)
+        entries: list[tuple[str, dict[str, str]]] = await redis.xrange(sim_outbound_stream(store.id))  # type: ignore[assignment]
+        for _entry_id, fields in entries:
+            if fields["id"] == message_id and fields.get("media"):
+                raw = await redis.get(sim_media_key(fields["media"]))
+                if raw is not None:
+                    return base64.b64decode(raw), fields.get("mime") or "application/octet-stream"
+        raise SimMediaNotFound(f"the store sent no media message {message_id} (or it expired)")
 
     async def fault(
         self, session: AsyncSession, redis: Redis, *, tenant: Tenant, store_id: str, kind: FaultKind
@@ -114,6 +161,17 @@ class SimService:
     async def _xadd(self, redis: Redis, stream: str, fields: dict[str, str]) -> None:
         entry: Any = fields  # redis-py types the fields mapping invariantly; a str -> str dict is valid
         await redis.xadd(stream, entry)
+
+
+def _outbound_media(store_id: object, fields: dict[str, str]) -> SimOutboundMedia:
+    return SimOutboundMedia(
+        mime=fields.get("mime", ""),
+        caption=fields.get("caption") or None,
+        file_name=fields.get("file_name") or None,
+        size=int(fields.get("size") or 0),
+        sha256=fields.get("sha256", ""),
+        url=f"/v1/sim/stores/{store_id}/outbound/{fields['id']}/media",
+    )
 
 
 sim = SimService()

@@ -72,7 +72,9 @@ class InboundMessage:
     type: str  # text | image | video | audio | document | sticker | location | contact | other
     text: str | None = None
     sender_name: str | None = None  # the customer's push name
-    media: dict[str, Any] | None = None  # mimetype, caption, size, ... (no bytes)
+    # mimetype, caption, size, ... (no bytes); downloadable media also has `fetch`: what the same driver's
+    # `download_media` needs to get the bytes later (kept in the row until they are stored).
+    media: dict[str, Any] | None = None
     is_group: bool = False
     from_me: bool = False
 
@@ -103,6 +105,17 @@ Event = (
     QrCode | PairingCode | Paired | Connected | Disconnected | LoggedOut | Inbound | InboundBatch | Receipt
 )
 EventCallback = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class OutboundMedia:
+    """Media to send: the file's bytes and how to present them."""
+
+    type: str  # image | video | audio | document
+    data: bytes
+    mime: str
+    caption: str | None = None
+    file_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,17 @@ class Connection(ABC):
     @abstractmethod
     async def send_text(self, chat_jid: str, text: str, *, wa_id: str | None = None) -> SentMessage:
         """Send a text. `wa_id` lets the caller choose the message id before sending (it is recorded first)."""
+
+    @abstractmethod
+    async def send_media(
+        self, chat_jid: str, media: OutboundMedia, *, wa_id: str | None = None
+    ) -> SentMessage:
+        """Upload and send an image, video, audio or document (`wa_id` as for `send_text`)."""
+
+    @abstractmethod
+    async def download_media(self, kind: str, fetch: dict[str, Any]) -> bytes:
+        """The bytes of an inbound message's media, from the `fetch` its InboundMessage carried. Raises
+        DriverError (retryable: try again later; not: the media is gone, e.g. expired on WhatsApp's servers)."""
 
     @abstractmethod
     async def set_typing(self, chat_jid: str, typing: bool) -> None: ...

@@ -16,7 +16,9 @@ thousand stores cost one Redis connection, not a thousand.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import secrets
 import uuid
@@ -33,12 +35,14 @@ from app.contracts import (
     REASON_TEMPORARY_BAN,
     SIM_CONFLICTS_KEY,
     SIM_DEVICE_GROUP,
+    SIM_MEDIA_TTL_SECONDS,
     jid_to_phone,
     phone_to_jid,
     sim_connection_key,
     sim_control_stream,
     sim_device_key,
     sim_inbound_stream,
+    sim_media_key,
     sim_outbound_stream,
     sim_pairing_key,
 )
@@ -55,6 +59,7 @@ from sessions.drivers.base import (
     InboundBatch,
     InboundMessage,
     LoggedOut,
+    OutboundMedia,
     Paired,
     PairingCode,
     QrCode,
@@ -93,6 +98,21 @@ class _State(Enum):
 
 def _inbound_message(fields: dict[str, str]) -> InboundMessage:
     chat = fields["from"]
+    kind = fields.get("type") or "text"
+    media: dict[str, object] | None = None
+    if kind != "text":
+        # What WhatsApp announces of a media message (neonize's names), and where the bytes are.
+        media = {
+            "mimetype": fields.get("mime") or "application/octet-stream",
+            "fetch": {"sim": fields["media"]},
+        }
+        if fields.get("size"):
+            media["size"] = int(fields["size"])
+        for name in ("caption", "file_name"):
+            if fields.get(name):
+                media[name] = fields[name]
+        if fields.get("voice_note"):
+            media["voice_note"] = True
     # `from_me`: the store's owner wrote to this customer from the phone itself; WhatsApp reports such messages
     # to every linked device (a neonize `MessageEv` with `IsFromMe`).
     from_me = fields.get("from_me") == "1"
@@ -101,9 +121,10 @@ def _inbound_message(fields: dict[str, str]) -> InboundMessage:
         chat_jid=chat,
         sender_jid=fields.get("sender") or chat,
         timestamp=datetime.fromtimestamp(int(fields["ts"]) / 1000, UTC),
-        type="text",
-        text=fields.get("text"),
+        type=kind,
+        text=fields.get("text") or fields.get("caption") or None,
         sender_name=(fields.get("name") or None) if not from_me else None,
+        media=media,
         from_me=from_me,
     )
 
@@ -124,6 +145,7 @@ class SimulatorConnection(Connection):
         self.phone: str | None = None
         self.qr_code: str | None = None
         self.fail_next_send = False
+        self.fail_next_downloads = 0
         self.crash_next_starts = (
             0  # fault injection: starts that raise an unexpected error (not a DriverError)
         )
@@ -321,6 +343,8 @@ class SimulatorConnection(Connection):
             await self._emit(
                 Disconnected(f"{REASON_TEMPORARY_BAN} (simulated, lifted in 1:00:00)", retryable=False)
             )
+        elif kind == "download_failure":
+            self.fail_next_downloads += 1
 
     # --- sending -------------------------------------------------------------------------------------------
     async def send_text(self, chat_jid: str, text: str, *, wa_id: str | None = None) -> SentMessage:
@@ -336,6 +360,53 @@ class SimulatorConnection(Connection):
         if self.driver.settings.sim_receipts:
             self._spawn(self._receipts(chat_jid, message_id))
         return SentMessage(wa_id=message_id, timestamp=now)
+
+    async def send_media(
+        self, chat_jid: str, media: OutboundMedia, *, wa_id: str | None = None
+    ) -> SentMessage:
+        if self.state is not _State.connected:
+            raise DriverError("not connected", retryable=True)
+        if self.fail_next_send:
+            self.fail_next_send = False
+            raise DriverError("send failed (simulated fault)", retryable=True)
+        message_id = wa_id or self.driver.new_message_id()
+        token = f"out-{self.store_id}-{message_id}"
+        # The upload to the media servers, then the message that points at it.
+        await self.redis.set(
+            sim_media_key(token), base64.b64encode(media.data).decode(), ex=SIM_MEDIA_TTL_SECONDS
+        )
+        now = _now()
+        fields = {
+            "id": message_id,
+            "chat": chat_jid,
+            "text": media.caption or "",
+            "ts": str(int(now.timestamp() * 1000)),
+            "type": media.type,
+            "mime": media.mime,
+            "caption": media.caption or "",
+            "file_name": media.file_name or "",
+            "size": str(len(media.data)),
+            "sha256": hashlib.sha256(media.data).hexdigest(),
+            "media": token,
+        }
+        await self.driver.sends.submit((sim_outbound_stream(self.store_id), fields))
+        if self.driver.settings.sim_receipts:
+            self._spawn(self._receipts(chat_jid, message_id))
+        return SentMessage(wa_id=message_id, timestamp=now)
+
+    async def download_media(self, kind: str, fetch: dict[str, object]) -> bytes:
+        if self.state is not _State.connected:
+            raise DriverError("not connected", retryable=True)
+        if self.fail_next_downloads > 0:
+            self.fail_next_downloads -= 1
+            raise DriverError("media download failed (simulated fault)", retryable=True)
+        token = fetch.get("sim")
+        if not isinstance(token, str):
+            raise DriverError("not a simulated media reference", retryable=False)
+        raw = await self.redis.get(sim_media_key(token))
+        if raw is None:
+            raise DriverError("the media is no longer on WhatsApp's servers", retryable=False)
+        return base64.b64decode(raw)
 
     async def _receipts(self, chat_jid: str, message_id: str) -> None:
         delay = self.driver.settings.sim_receipt_delay_ms / 1000

@@ -20,7 +20,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 
 from app.kit.db import AsyncSessionMaker
-from app.models import Conversation, Message, Store
+from app.models import Conversation, Message, Store, Tenant
 from tests.support import ClientMaker, create_api_key, insert_user, login, post_store, signup
 
 # Routes anyone may call (everything else must answer 401 without credentials).
@@ -52,6 +52,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/api-keys"): {"name": "intrusa"},
     ("POST", "/v1/invites"): {"email": "intrusa@example.com", "role": "admin"},
     ("POST", "/v1/stores/{store_id}/onboarding-links"): {"expires_in": 3600},
+    # The raw bytes of a file are the body; the walk's JSON body is refused (415) only after the auth.
+    ("POST", "/v1/uploads"): {"not": "a file"},
+    ("PATCH", "/v1/media/settings"): {"retention_days": 1},
     ("PATCH", "/v1/stores/{store_id}"): {"settings": {"handoff": {"auto_resume_minutes": 5}}},
     ("PATCH", "/v1/stores/{store_id}/conversations/{conversation_id}"): {"bot_paused": True},
     # To A's chat: a send that got through would pause it (checked at the end).
@@ -138,6 +141,8 @@ async def test_the_isolation_walk(
             sender_jid=chat.chat_jid,
             text="un secreto de A",
             status="handled",
+            type="image",
+            media={"state": "stored", "key": "stores/a/in/secret", "mimetype": "image/jpeg", "size": 9},
         )
         session.add(message)
         await session.flush()
@@ -228,6 +233,8 @@ async def test_the_isolation_walk(
         store = await session.get(Store, uuid.UUID(a1))
         assert store is not None and store.desired_state == "unlinked" and store.name == "A1"
         assert store.settings == {}
+        tenant = await session.get(Tenant, uuid.UUID(me["tenant"]["id"]))
+        assert tenant is not None and tenant.media_retention_days is None  # nobody else set A's retention
         chat_now = await session.get(Conversation, uuid.UUID(conversation_id))
         assert chat_now is not None and chat_now.bot_paused is False
         assert await session.scalar(select(func.count()).select_from(Message)) == 1  # nothing sent

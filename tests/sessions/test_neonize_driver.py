@@ -700,6 +700,27 @@ class SignatureCheckedClient:
     async def send_chat_presence(self, *args: Any, **kwargs: Any) -> None:
         self._record("send_chat_presence", *args, **kwargs)
 
+    async def build_image_message(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("build_image_message", *args, **kwargs)
+        return e2e.Message(imageMessage=e2e.ImageMessage(caption=kwargs.get("caption"), directPath="/i"))
+
+    async def build_document_message(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("build_document_message", *args, **kwargs)
+        return e2e.Message(
+            documentMessage=e2e.DocumentMessage(fileName=kwargs.get("filename"), directPath="/d")
+        )
+
+    async def upload(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("upload", *args, **kwargs)
+        return pb.UploadResponse(
+            url="https://mmg.whatsapp.net/x", DirectPath="/v/t62/x", MediaKey=b"k" * 32,
+            FileEncSHA256=b"e" * 32, FileSHA256=b"s" * 32, FileLength=len(args[0]),
+        )  # fmt: skip
+
+    async def download_any(self, *args: Any, **kwargs: Any) -> bytes:
+        self._record("download_any", *args, **kwargs)
+        return b"the decrypted bytes"
+
     async def PairPhone(self, *args: Any, **kwargs: Any) -> str:
         self._record("PairPhone", *args, **kwargs)
         return "ABCD1234"
@@ -790,3 +811,73 @@ async def test_a_connection_that_closed_silently_is_noticed(
     disconnected = await recorder.next(Disconnected, timeout=5)
     assert disconnected.retryable and "closed" in disconnected.reason
     assert client.stopped and conn not in offline_driver.live
+
+
+async def test_inbound_media_carries_what_download_any_needs(offline_driver: NeonizeDriver) -> None:
+    """A media message with a direct path keeps its media sub-message (serialized) as the download reference;
+    the driver hands exactly that message to neonize's `download_any` later, after any restart."""
+    image = e2e.ImageMessage(
+        mimetype="image/jpeg", caption="mirá", fileLength=5, directPath="/v/t62.7118-24/abc",
+        mediaKey=b"k" * 32, fileSHA256=b"s" * 32, fileEncSHA256=b"e" * 32,
+    )  # fmt: skip
+    recorder = Recorder()
+    conn = connection(offline_driver, recorder)
+    await feed(conn, message_event(e2e.Message(imageMessage=image)))
+    [event] = recorder.events
+    assert isinstance(event, Inbound) and event.message.media is not None
+    fetch = event.message.media["fetch"]
+    assert fetch["field"] == "imageMessage"
+    assert event.message.media["mimetype"] == "image/jpeg" and event.message.media["size"] == 5
+
+    client = SignatureCheckedClient()
+    with_client(conn, client)
+    assert await conn.download_media("image", fetch) == b"the decrypted bytes"
+    name, args, _ = client.calls[-1]
+    assert name == "download_any" and args == (e2e.Message(imageMessage=image),)
+    with pytest.raises(DriverError) as info:
+        await conn.download_media("image", {"field": "conversation", "proto": ""})
+    assert not info.value.retryable
+    await conn.stop()
+
+
+async def test_media_sends_through_neonize_builders_and_upload(offline_driver: NeonizeDriver) -> None:
+    from neonize.utils.enum import MediaType
+
+    from sessions.drivers.base import OutboundMedia
+
+    conn = connection(offline_driver, Recorder())
+    client = SignatureCheckedClient()
+    with_client(conn, client)
+    chat = f"{CUSTOMER}@s.whatsapp.net"
+
+    sent = await conn.send_media(
+        chat, OutboundMedia("image", b"\xff\xd8\xffjpeg", "image/jpeg", caption="hola")
+    )
+    assert sent.wa_id == "3EB0ASSIGNEDBYWHATSMEOW"
+    assert client.calls[0] == ("build_image_message", (b"\xff\xd8\xffjpeg",), {"caption": "hola"})
+    assert client.calls[1][0] == "send_message" and client.calls[1][1][0] == jid(CUSTOMER)
+
+    await conn.send_media(
+        chat, OutboundMedia("document", b"%PDF-1", "application/pdf", caption=None, file_name="lista.pdf")
+    )
+    assert client.calls[2] == (
+        "build_document_message",
+        (b"%PDF-1",),
+        {"caption": None, "filename": "lista.pdf", "mimetype": "application/pdf"},
+    )
+
+    await conn.send_media(chat, OutboundMedia("audio", b"OggS..", "audio/ogg"))
+    assert client.calls[4] == ("upload", (b"OggS..", MediaType.MediaAudio), {})
+    message = client.calls[5][1][1]
+    assert message.audioMessage.mimetype == "audio/ogg" and message.audioMessage.directPath == "/v/t62/x"
+    assert message.audioMessage.mediaKey == b"k" * 32 and message.audioMessage.fileLength == 6
+
+    await conn.send_media(chat, OutboundMedia("video", b"....ftypmp4", "video/mp4", caption="video"))
+    assert client.calls[6] == ("upload", (b"....ftypmp4", MediaType.MediaVideo), {})
+    message = client.calls[7][1][1]
+    assert message.videoMessage.caption == "video" and message.videoMessage.mimetype == "video/mp4"
+
+    with pytest.raises(DriverError) as info:
+        await conn.send_media(chat, OutboundMedia("sticker", b"x", "image/webp"))
+    assert not info.value.retryable
+    await conn.stop()

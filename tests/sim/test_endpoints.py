@@ -102,7 +102,7 @@ async def test_inbound_keeps_a_given_id_and_name(client: AsyncClient, redis: Red
     [
         ({"from": "+5491166660000", "text": ""}, "body.text"),
         ({"from": "+5491166660000", "text": "x" * 4097}, "body.text"),
-        ({"from": "+5491166660000"}, "body.text"),
+        ({"from": "+5491166660000"}, "body"),  # neither a text nor media
         ({"from": "not a phone", "text": "hola"}, "body.from"),
         ({"text": "hola"}, "body.from"),
     ],

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from neonize.exc import NeonizeError
 from neonize.proto import Neonize_pb2 as pb
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WAMessage
-from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ClientName, ClientType
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ClientName, ClientType, MediaType
 
 from app.contracts import REASON_QR_TIMEOUT, jid_to_phone
 from sessions.drivers.base import (
@@ -40,6 +41,7 @@ from sessions.drivers.base import (
     EventCallback,
     Inbound,
     LoggedOut,
+    OutboundMedia,
     PairingCode,
     QrCode,
     SentMessage,
@@ -52,6 +54,7 @@ from sessions.drivers.neonize.events import (
     inbound_from_event,
     jid_from_string,
     logged_out_from_event,
+    message_to_download,
     paired_from_event,
     receipt_from_event,
 )
@@ -433,6 +436,54 @@ class NeonizeConnection(Connection):
         async with self._call("sending") as client:
             response = await client.send_message(jid, WAMessage(conversation=text))
         return SentMessage(wa_id=response.ID, timestamp=epoch_to_datetime(response.Timestamp))
+
+    async def send_media(
+        self, chat_jid: str, media: OutboundMedia, *, wa_id: str | None = None
+    ) -> SentMessage:
+        """Upload, then send. Images and documents through neonize's builders (`build_image_message` makes the
+        thumbnail with Pillow); video and audio through `upload` and a message built here, because neonize's
+        builders for those run ffmpeg (duration, thumbnail), which is not a dependency of ours. `wa_id` is
+        ignored, as in `send_text`."""
+        jid = self._jid(chat_jid)
+        async with self._call("sending media") as client:
+            message = await self._build_media(client, media)
+            response = await client.send_message(jid, message)
+        return SentMessage(wa_id=response.ID, timestamp=epoch_to_datetime(response.Timestamp))
+
+    @staticmethod
+    async def _build_media(client: Any, media: OutboundMedia) -> Any:
+        if media.type == "image":
+            return await client.build_image_message(media.data, caption=media.caption)
+        if media.type == "document":
+            return await client.build_document_message(
+                media.data, caption=media.caption, filename=media.file_name, mimetype=media.mime
+            )
+        if media.type not in ("video", "audio"):
+            raise DriverError(f"cannot send media of type {media.type!r}", retryable=False)
+        kind = MediaType.MediaVideo if media.type == "video" else MediaType.MediaAudio
+        upload = await client.upload(media.data, kind)
+        fields = {
+            "URL": upload.url,
+            "directPath": upload.DirectPath,
+            "fileEncSHA256": upload.FileEncSHA256,
+            "fileLength": upload.FileLength,
+            "fileSHA256": upload.FileSHA256,
+            "mediaKey": upload.MediaKey,
+            "mimetype": media.mime,
+        }
+        if media.type == "video":
+            return WAMessage(videoMessage=e2e.VideoMessage(caption=media.caption, **fields))
+        return WAMessage(audioMessage=e2e.AudioMessage(**fields))
+
+    async def download_media(self, kind: str, fetch: dict[str, Any]) -> bytes:
+        """neonize's `download_any` on the media sub-message kept from the inbound event (sessions/media.py)."""
+        try:
+            message = message_to_download(fetch)
+        except ValueError as exc:
+            raise DriverError(str(exc), retryable=False) from exc
+        async with self._call("downloading media") as client:
+            data: bytes = await client.download_any(message)
+        return data
 
     async def set_typing(self, chat_jid: str, typing: bool) -> None:
         state = ChatPresence.CHAT_PRESENCE_COMPOSING if typing else ChatPresence.CHAT_PRESENCE_PAUSED

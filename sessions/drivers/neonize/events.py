@@ -13,10 +13,12 @@ What neonize's encoder sends (read from its Go side):
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from neonize.proto import Neonize_pb2 as pb
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 from neonize.utils.jid import Jid2String
 
 from app.contracts import REASON_TEMPORARY_BAN, jid_to_phone
@@ -80,6 +82,29 @@ def _media(message: Any, **fields: str) -> dict[str, Any]:
     return {key: getattr(message, name) for key, name in fields.items() if message.HasField(name)}
 
 
+def _downloadable(field: str, message: Any, media: dict[str, Any]) -> dict[str, Any]:
+    """Add the download reference (`fetch`): the media sub-message itself, serialized, which is what
+    `download_any` needs (direct path, media key, hashes). Kept in the row only until the bytes are stored."""
+    if message.HasField("directPath") or message.HasField("URL"):
+        media["fetch"] = {"field": field, "proto": base64.b64encode(message.SerializeToString()).decode()}
+    return media
+
+
+def message_to_download(fetch: dict[str, Any]) -> Any:
+    """The WhatsApp message to hand to neonize's `download_any` for a stored `fetch` reference."""
+    field, proto = fetch.get("field"), fetch.get("proto")
+    if field not in DOWNLOADABLE or not isinstance(proto, str):
+        raise ValueError("not a neonize media reference")
+    message = e2e.Message()
+    getattr(message, str(field)).ParseFromString(base64.b64decode(proto))
+    return message
+
+
+DOWNLOADABLE = frozenset(
+    {"imageMessage", "videoMessage", "ptvMessage", "audioMessage", "documentMessage", "stickerMessage"}
+)
+
+
 _WRAPPERS = (
     "ephemeralMessage",
     "viewOnceMessage",
@@ -126,7 +151,7 @@ def classify_content(message: Any) -> tuple[str, str | None, dict[str, Any] | No
         media = _media(
             m, mimetype="mimetype", caption="caption", size="fileLength", width="width", height="height"
         )
-        return "image", _field(m, "caption"), media
+        return "image", _field(m, "caption"), _downloadable("imageMessage", m, media)
     for name in ("videoMessage", "ptvMessage"):
         if message.HasField(name):
             m = getattr(message, name)
@@ -140,23 +165,21 @@ def classify_content(message: Any) -> tuple[str, str | None, dict[str, Any] | No
             )
             if name == "ptvMessage":
                 media["video_note"] = True
-            return "video", _field(m, "caption"), media
+            return "video", _field(m, "caption"), _downloadable(name, m, media)
     if message.HasField("audioMessage"):
         m = message.audioMessage
-        return (
-            "audio",
-            None,
-            _media(m, mimetype="mimetype", size="fileLength", seconds="seconds", voice_note="PTT"),
-        )
+        media = _media(m, mimetype="mimetype", size="fileLength", seconds="seconds", voice_note="PTT")
+        return "audio", None, _downloadable("audioMessage", m, media)
     if message.HasField("documentMessage"):
         m = message.documentMessage
         media = _media(
             m, mimetype="mimetype", caption="caption", size="fileLength", file_name="fileName", title="title"
         )
-        return "document", _field(m, "caption"), media
+        return "document", _field(m, "caption"), _downloadable("documentMessage", m, media)
     if message.HasField("stickerMessage"):
         m = message.stickerMessage
-        return "sticker", None, _media(m, mimetype="mimetype", size="fileLength", animated="isAnimated")
+        media = _media(m, mimetype="mimetype", size="fileLength", animated="isAnimated")
+        return "sticker", None, _downloadable("stickerMessage", m, media)
     if message.HasField("locationMessage"):
         m = message.locationMessage
         media = _media(
