@@ -17,7 +17,8 @@ from app.kit.logging import configure_logging
 from app.kit.migrations import upgrade
 from mostrador.embedded import embedded_servers
 
-BENCH_DATABASE = "mostrador_bench"
+# Overridable: several developers benchmarking on one PostgreSQL server must not drop each other's database.
+BENCH_DATABASE = os.environ.get("MOSTRADOR_BENCH_DATABASE", "mostrador_bench")
 BENCH_REDIS_DB = 14
 
 
