@@ -58,6 +58,21 @@ class MessageRead(BaseModel):
         )
 
 
+class StatusStep(BaseModel):
+    status: str = Field(
+        description="inbound: received | queued | handled | dead; outbound: pending | sending | sent | "
+        "delivered | read | failed."
+    )
+    at: datetime = Field(description="When the message took this status (written in that transaction).")
+    error: str | None = Field(description="Why, for a failed send (null otherwise).")
+
+
+class MessageDetail(MessageRead):
+    status_history: list[StatusStep] = Field(
+        description="Every status the message has had, oldest first, from its creation (the change log)."
+    )
+
+
 def _media(kind: str, stored: dict[str, Any] | None) -> MediaRead | None:
     if not stored:
         return None
