@@ -24,8 +24,8 @@ class MessageRead(BaseModel):
     store_id: uuid.UUID
     conversation_id: uuid.UUID
     chat: str = Field(
-        description="The customer's number in E.164 where WhatsApp addresses the chat by phone, "
-        "else the chat's JID (a LID chat: `<id>@lid`)."
+        description="The customer's number in E.164 where known (WhatsApp addressed the chat by phone, or "
+        "gave the number beside its LID), else the chat's JID (a LID chat: `<id>@lid`)."
     )
     direction: str = Field(description="in | out")
     whatsapp_id: str | None = Field(description="WhatsApp's message id; null for a reply not sent yet.")

@@ -62,6 +62,8 @@ async def inbound(
         text=body.text,
         message_id=body.id,
         name=body.name,
+        lid=body.lid,
+        hide_phone=body.hide_phone,
     )
     return InboundAccepted(id=message_id)
 

@@ -120,6 +120,37 @@ async def test_a_message_with_its_status_history(
     assert "status_history" not in (await messages(client, store_id))["items"][0]  # the detail only
 
 
+async def test_one_customer_under_a_phone_number_and_a_lid(
+    client: AsyncClient, sessionmaker: AsyncSessionMaker
+) -> None:
+    """A conversation first seen under its LID, its number learned later: shown by the number, found by
+    either identifier; and one keyed by number finds its LID too."""
+    store_id = await post_store(client)
+    by_lid = await add_conversation(sessionmaker, store_id, LID_CHAT, alt_jid=PHONE_CHAT)
+    await add_message(sessionmaker, store_id, by_lid, text="desde el LID", created_at=T0)
+    other_lid = "55544433322211@lid"
+    by_phone = await add_conversation(
+        sessionmaker, store_id, "5491177770000@s.whatsapp.net", alt_jid=other_lid
+    )
+    await add_message(sessionmaker, store_id, by_phone, text="desde el número", created_at=T0 + timedelta(1))
+
+    page = await messages(client, store_id)
+    assert [(i["text"], i["chat"]) for i in page["items"]] == [
+        ("desde el número", "+5491177770000"),
+        ("desde el LID", "+5491155550001"),  # the number, though the chat is keyed by its LID
+    ]
+    for chat in ("+5491155550001", PHONE_CHAT, LID_CHAT):
+        assert texts(await messages(client, store_id, chat=chat)) == ["desde el LID"], chat
+    for chat in ("+5491177770000", other_lid):
+        assert texts(await messages(client, store_id, chat=chat)) == ["desde el número"], chat
+
+    listed = (await client.get(f"/v1/stores/{store_id}/conversations")).json()["items"]
+    assert [(c["chat"], c["chat_jid"], c["alt_jid"]) for c in listed] == [
+        ("+5491177770000", "5491177770000@s.whatsapp.net", other_lid),
+        ("+5491155550001", LID_CHAT, PHONE_CHAT),
+    ]
+
+
 async def test_filters(client: AsyncClient, sessionmaker: AsyncSessionMaker) -> None:
     store_id = await post_store(client)
     ana = await add_conversation(sessionmaker, store_id, PHONE_CHAT)
