@@ -58,7 +58,7 @@ class ChangesService:
         """The changes after `after`; with `wait`, an empty page waits up to that many seconds for one."""
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
         position = decode_position(after)
-        page, position = await self._read(session, tenant, store.id, position, limit, kinds)
+        page, position = await self.read(session, tenant, store.id, position, limit, kinds)
         if page or wait <= 0:
             return ChangePage(items=page, next_cursor=encode_position(position))
         # Nothing yet: end this (read-only) transaction so that the wait holds no database connection; each
@@ -69,13 +69,13 @@ class ChangesService:
         while (remaining := deadline - loop.time()) > 0:
             if not await waiter.wait(store.id, position, kinds, remaining):
                 break
-            page, position = await self._read(session, tenant, store.id, position, limit, kinds)
+            page, position = await self.read(session, tenant, store.id, position, limit, kinds)
             if page:
                 break
             await unit_of_work.commit(session)
         return ChangePage(items=page, next_cursor=encode_position(position))
 
-    async def _read(
+    async def read(
         self,
         session: AsyncSession,
         tenant: Tenant,
