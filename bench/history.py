@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.changes.service import changes as changes_service
 from app.conversations.repository import ConversationRepository
-from app.events.repository import START, EventPosition, waiters_with_news
+from app.events.repository import START, EventPosition, page_after_statement, waiters_with_news
 from app.kit.db import AsyncSessionMaker, create_engine, create_sessionmaker
 from app.kit.pagination import encode_cursor
 from app.messages.repository import MessageFilters, MessageRepository
@@ -280,7 +280,7 @@ async def _deep_positions(engine: AsyncEngine, store_ids: list[uuid.UUID]) -> di
 
 
 async def _plans(
-    engine: AsyncEngine, tenant_id: uuid.UUID, store_id: uuid.UUID, cursor: str
+    engine: AsyncEngine, tenant_id: uuid.UUID, store_id: uuid.UUID, cursor: str, position: EventPosition
 ) -> dict[str, list[str]]:
     """EXPLAIN ANALYZE of the statements the repositories build, compiled with their parameters."""
     from sqlalchemy.dialects import postgresql
@@ -295,6 +295,11 @@ async def _plans(
             ("search_rare", MessageFilters(q=RARE_WORD), None),
         ):
             statement = repository.page_statement(store_id, filters, limit=50, cursor=page_cursor)
+            sql = str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+            rows = (await session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql))).scalars().all()
+            plans[name] = list(rows)
+        for name, after in (("changes_log_page", START), ("changes_log_deep_page", position)):
+            statement = page_after_statement(store_id, after, limit=50, kinds=None)
             sql = str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
             rows = (await session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql))).scalars().all()
             plans[name] = list(rows)
@@ -404,7 +409,7 @@ async def run(database_url: str, messages: int, stores: int, samples: int) -> di
     }
     async with engine.connect() as conn:
         events = (await conn.execute(text("SELECT count(*) FROM events"))).scalar_one()
-    plans = await _plans(engine, tenant_id, store_ids[0], cursors[store_ids[0]])
+    plans = await _plans(engine, tenant_id, store_ids[0], cursors[store_ids[0]], positions[store_ids[0]])
     for name, lines in plans.items():
         print(f"--- {name}\n" + "\n".join(lines), file=sys.stderr)
     cost = await insert_cost(engine, store_ids)

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, ColumnClause, literal_column, select, text, true, tuple_
+from sqlalchemy import BigInteger, ColumnClause, Select, literal_column, select, text, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -82,6 +82,16 @@ async def page_after(
     cover rows this one did not see, which is why it is not asked separately.
 
     Callers must have checked that the store belongs to whoever asks."""
+    statement = page_after_statement(store_id, after, limit=limit, kinds=kinds)
+    result = (await session.execute(statement)).all()
+    events = [row[1] for row in result if row[1] is not None]
+    return events, int(result[0][0]) if result else 0
+
+
+def page_after_statement(
+    store_id: uuid.UUID, after: EventPosition, *, limit: int, kinds: Sequence[str] | None
+) -> Select[int, Event]:
+    """`page_after`'s statement: (horizon, event) rows, one row with a null event when the page is empty."""
     bound = select(HORIZON.label("horizon")).cte("bound")
     rows = (
         select(Event)
@@ -97,10 +107,7 @@ async def page_after(
         rows = rows.where(Event.kind.in_(kinds))
     page = rows.subquery().lateral("page")
     event = aliased(Event, page)
-    statement = select(bound.c.horizon, event).select_from(bound).outerjoin(page, true())
-    result = (await session.execute(statement)).all()
-    events = [row[1] for row in result if row[1] is not None]
-    return events, int(result[0][0]) if result else 0
+    return select(bound.c.horizon, event).select_from(bound).outerjoin(page, true())
 
 
 # For the long-poll's shared poller: which of the waiting readers (store, position, kinds) have an event to
@@ -156,6 +163,7 @@ __all__ = [
     "history",
     "horizon",
     "page_after",
+    "page_after_statement",
     "position_of",
     "waiters_with_news",
 ]
