@@ -40,7 +40,7 @@ from app.models import Store, Tenant
 from bench.common import bench_servers
 
 CHATS_PER_STORE = 200
-CHUNK = 100_000
+CHUNK = 25_000  # rows per transaction: short ones, since a long one holds back every change-log reader of the server
 DAYS = 90
 # Spanish words, some with accents; the first ones are drawn far more often (a skewed vocabulary, like chat).
 WORDS = [

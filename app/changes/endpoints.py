@@ -23,7 +23,7 @@ changes (`store.status`, with a `store` object) and chats handed to a person or 
 Store the page's `next_cursor` and pass it as `after` next time: you never miss a change and never see one
 twice, even while many transactions commit out of order (the log is read in transaction order, below the
 oldest transaction still running). `next_cursor` is returned on an empty page too: the position reached.
-Without `after`, the feed starts at the store's first change.
+Without `after`, the feed starts at the store's first change; `after=now` starts at the current end.
 
 `wait` (seconds, up to 30) long-polls: an empty page is answered as soon as a change commits (within about
 `MOSTRADOR_CHANGES_POLL_INTERVAL_MS`), or empty when the time is up. A transaction left open anywhere on the
@@ -48,7 +48,8 @@ async def list_changes(
     after: Annotated[
         str | None,
         Query(
-            description="A `cursor` or `next_cursor` this endpoint returned (opaque).",
+            description="A `cursor` or `next_cursor` this endpoint returned (opaque), or `now` for only "
+            "the changes that commit from now on. Omitted: from the store's first change.",
             pattern=r"^[A-Za-z0-9_-]{1,512}$",
         ),
     ] = None,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.changes.schemas import ChangeKind, ChangePage, ChangeRead, ConversationChange, StoreChange
 from app.changes.waiter import ChangesWaiter
-from app.events.repository import START, EventPosition, page_after, position_of
+from app.events.repository import START, EventPosition, horizon, page_after, position_of
 from app.kit import unit_of_work
 from app.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
 from app.messages.repository import MessageRepository
@@ -21,6 +21,7 @@ from app.stores.service import store as store_service
 
 # A changes cursor says what it is, so another endpoint's cursor (or a forged one) is a 422, not a position.
 CURSOR_TAG = "chg"
+NOW = "now"  # `after=now`: only what commits from now on (never a cursor: it does not decode to JSON)
 
 
 def encode_position(position: EventPosition) -> str:
@@ -57,7 +58,8 @@ class ChangesService:
     ) -> ChangePage:
         """The changes after `after`; with `wait`, an empty page waits up to that many seconds for one."""
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
-        position = decode_position(after)
+        # `now`: from the current end of the log (every transaction below the horizon has ended).
+        position = EventPosition(await horizon(session), 0) if after == NOW else decode_position(after)
         page, position = await self.read(session, tenant, store.id, position, limit, kinds)
         if page or wait <= 0:
             return ChangePage(items=page, next_cursor=encode_position(position))

@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,7 +40,7 @@ async def settled(sessionmaker: AsyncSessionMaker) -> None:
             )
             return int(horizon or 0) > now
 
-    await wait_for(passed, timeout=60, interval=0.01, what="the horizon to pass the writes")
+    await wait_for(passed, timeout=120, interval=0.01, what="the horizon to pass the writes")
 
 
 async def changes(client: AsyncClient, store_id: str, **params: Any) -> dict[str, Any]:
@@ -95,8 +96,17 @@ async def test_every_kind_of_change_in_order(client: AsyncClient, sessionmaker: 
     second = await changes(client, store_id, limit=1, after=first["next_cursor"])
     assert [first["items"][0]["kind"], second["items"][0]["kind"]] == ["message.created", "message.status"]
 
+    # `now`: from the end: nothing of the past, then what commits next.
+    now = await changes(client, store_id, after="now")
+    assert now["items"] == [] and now["next_cursor"]
+    later = await add_message(sessionmaker, store_id, chat)
+    await settled(sessionmaker)
+    news = await changes(client, store_id, after=now["next_cursor"])
+    assert [(i["kind"], i["message"]["id"]) for i in news["items"]] == [("message.created", str(later))]
+
     only_messages = await changes(client, store_id, kinds=["message.created", "message.status"])
-    assert [item["kind"] for item in only_messages["items"]] == ["message.created", "message.status"]
+    kinds = [item["kind"] for item in only_messages["items"]]
+    assert kinds == ["message.created", "message.status", "message.created"]
     only_store = await changes(client, store_id, kinds="store.status")
     assert [item["kind"] for item in only_store["items"]] == ["store.status"]
 
@@ -154,13 +164,22 @@ async def test_long_poll_answers_on_a_commit_and_times_out_empty(
     assert empty["next_cursor"]
     assert waiter.waiting == 0
 
-    poll = asyncio.create_task(changes(client, store_id, after=empty["next_cursor"], wait=20))
-    await wait_for(lambda: _parked(waiter, poll), interval=0.01, what="the request parked in the poller")
-    began = time.monotonic()
-    message_id = await add_message(sessionmaker, store_id, chat)
-    page = await asyncio.wait_for(poll, 20)
+    # The change is readable once the horizon passes it: at once, unless a transaction elsewhere on the shared
+    # server holds the horizon back. Then the poll may legitimately time out empty: try again (a few times).
+    after = empty["next_cursor"]
+    for _attempt in range(5):
+        poll = asyncio.create_task(changes(client, store_id, after=after, wait=30))
+        await wait_for(partial(_parked, waiter, poll), interval=0.01, what="the request parked in the poller")
+        message_id = await add_message(sessionmaker, store_id, chat)
+        await settled(sessionmaker)
+        readable_at = time.monotonic()
+        page = await poll
+        if page["items"]:
+            break
+        after = (await changes(client, store_id, after=page["next_cursor"]))["next_cursor"]
     assert [item["message"]["id"] for item in page["items"]] == [str(message_id)]
-    assert time.monotonic() - began < 15  # answered on the commit, not at the end of the wait
+    # Answered within a few poller ticks of the change becoming readable, not at the end of its 30 s.
+    assert time.monotonic() - readable_at < 5
     assert waiter.waiting == 0
 
     # Another store's commit does not answer it; a kind it does not ask for neither.
@@ -234,7 +253,9 @@ async def test_a_resuming_reader_gets_the_truth_under_concurrent_out_of_order_wr
     seen: list[dict[str, Any]] = []
     cursor: str | None = None
     resumed = 0
-    while not writers.done():
+    while not writers.done() or resumed < 3:
+        if writers.done():  # a transaction elsewhere on the shared server may have held the horizon back
+            await settled(sessionmaker)
         page, cursor = await read_from(cursor, limit=rng.randint(1, 9))
         seen += page
         if len(seen) > 2 and rng.random() < 0.3:
