@@ -9,14 +9,14 @@ from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.changes.repository import ChangeRow, ChangesRepository
 from app.changes.schemas import ChangeKind, ChangePage, ChangeRead, ConversationChange, StoreChange
 from app.changes.waiter import ChangesWaiter
-from app.events.repository import START, EventPosition, horizon, page_after, position_of
+from app.events.repository import START, EventPosition, horizon, position_of
 from app.kit import unit_of_work
 from app.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
-from app.messages.repository import MessageRepository
 from app.messages.schemas import MessageRead
-from app.models import Event, EventKind, Message, Tenant
+from app.models import EventKind, Tenant
 from app.stores.service import store as store_service
 
 # A changes cursor says what it is, so another endpoint's cursor (or a forged one) is a 422, not a position.
@@ -88,23 +88,25 @@ class ChangesService:
     ) -> tuple[list[ChangeRead], EventPosition]:
         """A page and the position after it: its last event's, or, when the page is not full, the horizon
         (everything of the store below it was read), so an idle store's cursor moves on with the log."""
-        events, horizon = await page_after(session, store_id, after, limit=limit, kinds=kinds)
-        position = position_of(events[-1]) if events else after
-        if len(events) < limit:
+        rows, horizon = await ChangesRepository(session, tenant.id).page(
+            store_id, after, limit=limit, kinds=kinds
+        )
+        position = position_of(rows[-1].event) if rows else after
+        if len(rows) < limit:
             position = max(position, EventPosition(horizon, 0))
-        message_ids = list({e.message_id for e in events if e.message_id is not None})
-        messages = await MessageRepository.for_tenant(session, tenant.id).get_many(store_id, message_ids)
-        items = [_item(event, messages) for event in events]
+        items = [_item(row) for row in rows]
         return [item for item in items if item is not None], position
 
 
-def _item(event: Event, messages: dict[uuid.UUID, tuple[Message, str]]) -> ChangeRead | None:
+def _item(row: ChangeRow) -> ChangeRead | None:
+    event = row.event
     message = store = conversation = None
     if event.message_id is not None:
-        found = messages.get(event.message_id)
-        if found is None:  # deleted since (its events go with it; only a race with the delete sees this)
+        if (
+            row.message is None or row.chat_jid is None
+        ):  # deleted since (only a race with the delete sees this)
             return None
-        message = MessageRead.of(*found)
+        message = MessageRead.of(row.message, row.chat_jid)
     elif event.kind == EventKind.store_status:
         store = StoreChange(id=event.store_id, status=event.status or "", reason=event.error)
     elif event.kind == EventKind.conversation_bot_paused and event.conversation_id is not None:

@@ -123,15 +123,6 @@ class MessageRepository(TenantScopedRepository[Message]):
         row = (await self.session.execute(statement)).first()
         return None if row is None else (row[0], row[1])
 
-    async def get_many(
-        self, store_id: uuid.UUID, message_ids: list[uuid.UUID]
-    ) -> dict[uuid.UUID, tuple[Message, str]]:
-        """Messages of the store by id, each with its chat's JID (the changes feed's page, in one query)."""
-        if not message_ids:
-            return {}
-        statement = self._with_chat().where(Message.store_id == store_id, Message.id.in_(message_ids))
-        return {row[0].id: (row[0], row[1]) for row in await self.session.execute(statement)}
-
     def export_statement(self, store_id: uuid.UUID, filters: MessageFilters) -> Select[Message, str]:
         """Oldest first; run it with `session.stream()` (a server-side cursor) to hold one batch at a time."""
         return self._with_chat().where(*filters.clauses(store_id)).order_by(*EXPORT_ORDER)
