@@ -32,7 +32,7 @@ class ChangesRepository:
     def page_statement(
         self, store_id: uuid.UUID, after: EventPosition, *, limit: int, kinds: Sequence[str] | None
     ) -> Select[int, Event, Message, str]:
-        """`app/events/repository.page_after`'s page (same order, same horizon read in the same statement),
+        """`app/events/repository.page_after_statement`'s page (same order, same horizon read in the same statement),
         joined to each event's message and its chat: (horizon, event, message, shown JID) rows, one row of
         nulls but the horizon when the page is empty."""
         bound = select(HORIZON.label("horizon")).cte("bound")
@@ -64,7 +64,7 @@ class ChangesRepository:
     async def page(
         self, store_id: uuid.UUID, after: EventPosition, *, limit: int, kinds: Sequence[str] | None
     ) -> tuple[list[ChangeRow], int]:
-        """The page's rows in log order, and the horizon that bounded it (see `page_after`)."""
+        """The page's rows in log order, and the horizon that bounded it (see `page_after_statement`)."""
         result = (
             await self.session.execute(self.page_statement(store_id, after, limit=limit, kinds=kinds))
         ).all()

@@ -68,30 +68,15 @@ async def committed_after(
     return list((await session.scalars(statement)).all())
 
 
-async def page_after(
-    session: AsyncSession,
-    store_id: uuid.UUID,
-    after: EventPosition = START,
-    *,
-    limit: int = 100,
-    kinds: Sequence[str] | None = None,
-) -> tuple[list[Event], int]:
-    """`committed_after` for one store, and the horizon that bounded it, read in the same statement (one
-    snapshot). Every event of the store after `after` and below that horizon is on the page when the page is
-    not full, so a reader may then resume from (horizon, 0): a later statement's horizon could be higher and
-    cover rows this one did not see, which is why it is not asked separately.
-
-    Callers must have checked that the store belongs to whoever asks."""
-    statement = page_after_statement(store_id, after, limit=limit, kinds=kinds)
-    result = (await session.execute(statement)).all()
-    events = [row[1] for row in result if row[1] is not None]
-    return events, int(result[0][0]) if result else 0
-
-
 def page_after_statement(
     store_id: uuid.UUID, after: EventPosition, *, limit: int, kinds: Sequence[str] | None
 ) -> Select[int, Event]:
-    """`page_after`'s statement: (horizon, event) rows, one row with a null event when the page is empty."""
+    """`committed_after` for one store, with the horizon that bounds it read in the same statement (one
+    snapshot): (horizon, event) rows, one row with a null event when the page is empty. Every event of the
+    store after `after` and below that horizon is on the page when the page is not full, so a reader may then
+    resume from (horizon, 0): a later statement's horizon could be higher and cover rows this one did not see,
+    which is why it is not asked separately. The changes feed joins this page to its messages
+    (`app/changes/repository.py`). Callers must have checked that the store belongs to whoever asks."""
     bound = select(HORIZON.label("horizon")).cte("bound")
     rows = (
         select(Event)
@@ -162,7 +147,6 @@ __all__ = [
     "committed_after",
     "history",
     "horizon",
-    "page_after",
     "page_after_statement",
     "position_of",
     "waiters_with_news",
