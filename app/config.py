@@ -128,6 +128,16 @@ class Settings(BaseSettings):
         300, ge=1, description="The login rate limit's fixed window, in seconds."
     )
 
+    # Changes feed
+    changes_poll_interval_ms: int = Field(
+        150,
+        ge=10,
+        le=5000,
+        description="Changes feed long-poll: how often the API process's one poller asks PostgreSQL whether "
+        "a waiting reader's store has news (one indexed query per tick, only while someone waits); the most "
+        "a long-poll answer lags behind a commit.",
+    )
+
     # Sign-in with an OpenID Connect provider (Google, Microsoft, Keycloak...): on when issuer and client id are set.
     oidc_issuer: str | None = Field(
         None,

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from app.api_keys.endpoints import router as api_keys_router
 from app.auth.endpoints import router as auth_router
 from app.bots.endpoints import router as bots_router
+from app.changes.endpoints import router as changes_router
 from app.config import Settings, WhatsAppDriver
 from app.conversations.endpoints import router as conversations_router
 from app.health.endpoints import router as health_router
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.mostrador.changes_waiter.close()
             if sim_redis is not redis:
                 await sim_redis.aclose()
             await redis.aclose()
@@ -76,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(messages_router)
     app.include_router(media_router)
     app.include_router(sending_router)
+    app.include_router(changes_router)
     app.include_router(orders_router)
     app.include_router(onboarding_links_router)
     app.include_router(onboarding_router)

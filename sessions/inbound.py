@@ -84,25 +84,27 @@ class InboundRecorder:
         async with single_statement(self.sessionmaker) as session:
             written = await SessionsRepository(session).save_inbound(batch)
         queued = [
-            (store_id, message, message_id)
-            for (store_id, message), message_id in zip(batch, written, strict=True)
-            if message_id is not None  # None: a redelivery; the first copy is queued or being relayed
+            (store_id, message, row[0], row[1])
+            for (store_id, message), row in zip(batch, written, strict=True)
+            if row is not None  # None: a redelivery; the first copy is queued or being relayed
         ]
         metrics.count_messages("in", "received", len(queued))
         if queued:
             await self._queue(queued)
             if self.on_media is not None:
-                for store_id, message, message_id in queued:
+                for store_id, message, message_id, _chat_jid in queued:
                     if message.media is not None and "fetch" in message.media:
                         self.on_media(store_id, message_id, message)
 
-    async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, uuid.UUID]]) -> None:
+    async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, uuid.UUID, str]]) -> None:
+        """Add the committed messages to their stores' streams, each named by its conversation's key (a LID
+        message of a customer known by phone goes to the phone chat's lane)."""
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for store_id, message, message_id in queued:
+                for store_id, message, message_id, chat_jid in queued:
                     pipe.xadd(
                         messages_stream(store_id),
-                        inbound_entry(message_id=message_id, chat_jid=message.chat_jid, wa_id=message.wa_id),  # type: ignore[arg-type]
+                        inbound_entry(message_id=message_id, chat_jid=chat_jid, wa_id=message.wa_id),  # type: ignore[arg-type]
                     )
                 await pipe.execute()
         except Exception:

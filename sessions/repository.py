@@ -18,34 +18,74 @@ from sessions.drivers.base import InboundMessage
 # the latest sender name, the newest timestamp), then the messages inserted in batch order. Rows are written
 # `queued` optimistically: the stream entries follow the commit, and should that XADD fail (or the process die
 # first), the rows are set back to `received` or found by the worker's relay.
+#
+# One customer, one conversation (migration 0010): a chat may arrive under its phone JID or its LID, with the
+# other one beside it or not. `keyed` names each chat of the batch by the key (`chat_jid`) of the conversation
+# it belongs to: one found under either identifier (probes of the unique (store, chat_jid) index and of
+# `ix_conversations_store_alt_jid`, stopping at the first hit: an existing chat costs what it did before), or,
+# for a LID-only chat, the phone chat of the same batch that names that LID, else the chat itself (new). The
+# upsert records the other identifier in `alt_jid`. Each message returns its conversation's key: the stream
+# entry names the chat by it, so one customer's messages share one lane whatever identifier they came under.
 SAVE_INBOUND = text("""
 WITH input AS (
     SELECT * FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:store_ids AS uuid[]), CAST(:chats AS text[]), CAST(:wa_ids AS text[]),
-        CAST(:senders AS text[]), CAST(:types AS text[]), CAST(:texts AS text[]), CAST(:media AS text[]),
-        CAST(:names AS text[]), CAST(:timestamps AS timestamptz[])
-    ) WITH ORDINALITY AS i(id, store_id, chat_jid, wa_id, sender_jid, type, text, media, name, ts, ord)
+        CAST(:ids AS uuid[]), CAST(:store_ids AS uuid[]), CAST(:chats AS text[]), CAST(:alts AS text[]),
+        CAST(:wa_ids AS text[]), CAST(:senders AS text[]), CAST(:types AS text[]), CAST(:texts AS text[]),
+        CAST(:media AS text[]), CAST(:names AS text[]), CAST(:timestamps AS timestamptz[])
+    ) WITH ORDINALITY AS i(id, store_id, chat_jid, alt_jid, wa_id, sender_jid, type, text, media, name, ts, ord)
+), chat AS (
+    SELECT DISTINCT ON (store_id, chat_jid) store_id, chat_jid, alt_jid
+    FROM input ORDER BY store_id, chat_jid, alt_jid NULLS LAST
+), keyed AS (
+    SELECT g.store_id, g.chat_jid, g.alt_jid, coalesce(
+        (SELECT c.chat_jid FROM conversations c WHERE c.store_id = g.store_id AND c.chat_jid = g.chat_jid),
+        (SELECT c.chat_jid FROM conversations c
+          WHERE c.store_id = g.store_id AND c.alt_jid = g.chat_jid ORDER BY c.created_at LIMIT 1),
+        CASE WHEN g.alt_jid IS NOT NULL THEN coalesce(
+            (SELECT c.chat_jid FROM conversations c WHERE c.store_id = g.store_id AND c.chat_jid = g.alt_jid),
+            (SELECT c.chat_jid FROM conversations c
+              WHERE c.store_id = g.store_id AND c.alt_jid = g.alt_jid ORDER BY c.created_at LIMIT 1)
+        ) END,
+        CASE WHEN g.chat_jid LIKE '%@lid' THEN
+            (SELECT min(b.chat_jid) FROM chat b WHERE b.store_id = g.store_id AND b.alt_jid = g.chat_jid)
+        END,
+        g.chat_jid
+    ) AS key_jid
+    FROM chat g
+), targets AS (
+    SELECT k.store_id, k.key_jid,
+           max(CASE WHEN k.key_jid = k.chat_jid THEN k.alt_jid WHEN k.key_jid = k.alt_jid THEN k.chat_jid END)
+               AS alt_jid,
+           (array_agg(i.name ORDER BY i.ord DESC) FILTER (WHERE i.name IS NOT NULL))[1] AS name,
+           max(i.ts) AS ts
+    FROM input i JOIN keyed k ON k.store_id = i.store_id AND k.chat_jid = i.chat_jid
+    GROUP BY k.store_id, k.key_jid
 ), chats AS (
     INSERT INTO conversations AS c
-        (id, store_id, chat_jid, customer_name, last_message_at, bot_state, bot_paused)
-    SELECT gen_random_uuid(), store_id, chat_jid,
-           (array_agg(name ORDER BY ord DESC) FILTER (WHERE name IS NOT NULL))[1], max(ts), '{}', false
-    FROM input GROUP BY store_id, chat_jid
-    ORDER BY store_id, chat_jid  -- rows are locked in this order, the worker's order too: no deadlock
+        (id, store_id, chat_jid, alt_jid, customer_name, last_message_at, bot_state, bot_paused)
+    SELECT gen_random_uuid(), store_id, key_jid, alt_jid, name, ts, '{}', false
+    FROM targets
+    ORDER BY store_id, key_jid  -- rows are locked in this order, the worker's order too: no deadlock
     ON CONFLICT (store_id, chat_jid) DO UPDATE SET
+        alt_jid = coalesce(c.alt_jid, excluded.alt_jid),
         customer_name = coalesce(excluded.customer_name, c.customer_name),
         last_message_at = greatest(c.last_message_at, excluded.last_message_at),
         updated_at = now()
     RETURNING c.id, c.store_id, c.chat_jid
+), written AS (
+    INSERT INTO messages
+        (id, store_id, conversation_id, direction, wa_id, sender_jid, type, text, media, status, attempts,
+         wa_timestamp)
+    SELECT i.id, i.store_id, chats.id, 'in', i.wa_id, i.sender_jid, i.type, i.text, CAST(i.media AS jsonb),
+           'queued', 0, i.ts
+    FROM input i
+    JOIN keyed k ON k.store_id = i.store_id AND k.chat_jid = i.chat_jid
+    JOIN chats ON chats.store_id = k.store_id AND chats.chat_jid = k.key_jid
+    ORDER BY i.ord
+    ON CONFLICT (store_id, wa_id) DO NOTHING
+    RETURNING id, conversation_id
 )
-INSERT INTO messages
-    (id, store_id, conversation_id, direction, wa_id, sender_jid, type, text, media, status, attempts, wa_timestamp)
-SELECT i.id, i.store_id, chats.id, 'in', i.wa_id, i.sender_jid, i.type, i.text, CAST(i.media AS jsonb),
-       'queued', 0, i.ts
-FROM input i JOIN chats ON chats.store_id = i.store_id AND chats.chat_jid = i.chat_jid
-ORDER BY i.ord
-ON CONFLICT (store_id, wa_id) DO NOTHING
-RETURNING id
+SELECT written.id, chats.chat_jid FROM written JOIN chats ON chats.id = written.conversation_id
 """)
 
 # Messages the store's owner wrote from the phone (from-me messages the driver reports): recorded as the
@@ -270,15 +310,19 @@ class SessionsRepository:
         return (await self.session.execute(statement)).scalar()
 
     # --- inbound -------------------------------------------------------------------------------------------
-    async def save_inbound(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> list[uuid.UUID | None]:
+    async def save_inbound(
+        self, batch: list[tuple[uuid.UUID, InboundMessage]]
+    ) -> list[tuple[uuid.UUID, str] | None]:
         """Insert a batch of (store id, message) with their conversations in one statement, in batch order (a
-        chat's `seq` follows it). Returns each message's new row id, or None where nothing was written: its
-        WhatsApp id was already recorded (a redelivery)."""
+        chat's `seq` follows it). Returns each message's new row id and its conversation's key (`chat_jid`:
+        the identifier the conversation was created under, which may be the message's other one), or None
+        where nothing was written: its WhatsApp id was already recorded (a redelivery)."""
         ids = [uuid.uuid4() for _ in batch]
         params = {
             "ids": ids,
             "store_ids": [store_id for store_id, _ in batch],
             "chats": [m.chat_jid for _, m in batch],
+            "alts": [m.chat_alt_jid for _, m in batch],
             "wa_ids": [m.wa_id for _, m in batch],
             "senders": [m.sender_jid for _, m in batch],
             "types": [m.type for _, m in batch],
@@ -287,8 +331,8 @@ class SessionsRepository:
             "names": [m.sender_name for _, m in batch],
             "timestamps": [m.timestamp for _, m in batch],
         }
-        written = {row[0] for row in await self.session.execute(SAVE_INBOUND, params)}
-        return [message_id if message_id in written else None for message_id in ids]
+        written = {row[0]: (row[0], row[1]) for row in await self.session.execute(SAVE_INBOUND, params)}
+        return [written.get(message_id) for message_id in ids]
 
     async def save_own(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> int:
         """Record from-me messages (the owner writing from the phone) and pause the bot in their chats; our

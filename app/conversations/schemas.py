@@ -20,6 +20,10 @@ class ConversationRead(BaseModel):
 
     id: uuid.UUID
     chat_jid: str = Field(description="The customer's WhatsApp chat.")
+    alt_jid: str | None = Field(
+        description="The customer's other WhatsApp identifier, once seen: the LID of a chat keyed by phone "
+        "number, or the phone JID of a chat first seen under its LID. Both find the chat (`chat=`)."
+    )
     customer_name: str | None
     bot_paused: bool = Field(description="Whether a person answers this chat instead of the bot.")
     bot_paused_at: datetime | None = Field(description="Since when the chat is with a person; null if not.")
@@ -35,9 +39,13 @@ class LastMessage(BaseModel):
 class ConversationSummaryRead(BaseModel):
     id: uuid.UUID
     chat: str = Field(
-        description="The customer's number in E.164 where WhatsApp addresses the chat by phone, else its JID."
+        description="The customer's number in E.164 where known (under either identifier), else its JID."
     )
-    chat_jid: str
+    chat_jid: str = Field(description="The identifier the conversation was created under (its key).")
+    alt_jid: str | None = Field(
+        description="The customer's other WhatsApp identifier, once seen: the LID of a chat keyed by phone "
+        "number, or the phone JID of a chat first seen under its LID. Both find the chat (`chat=`)."
+    )
     customer_name: str | None
     last_message_at: datetime
     last_message: LastMessage | None

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.conversations.errors import ConversationNotFound
 from app.conversations.repository import ConversationRepository
 from app.conversations.schemas import ConversationPage, ConversationSummaryRead, LastMessage
-from app.messages.chats import chat_name
+from app.messages.chats import chat_name, shown_jid
 from app.models import Conversation, Tenant
 from app.stores.service import store as store_service
 
@@ -58,8 +58,9 @@ class ConversationService:
             items.append(
                 ConversationSummaryRead(
                     id=chat.id,
-                    chat=chat_name(chat.chat_jid),
+                    chat=chat_name(shown_jid(chat.chat_jid, chat.alt_jid)),
                     chat_jid=chat.chat_jid,
+                    alt_jid=chat.alt_jid,
                     customer_name=chat.customer_name,
                     last_message_at=chat.last_message_at,
                     last_message=last,

@@ -19,8 +19,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, ColumnClause, literal_column, select, tuple_
+from sqlalchemy import BigInteger, ColumnClause, Select, literal_column, select, text, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.models import Event
 
@@ -67,6 +68,63 @@ async def committed_after(
     return list((await session.scalars(statement)).all())
 
 
+def page_after_statement(
+    store_id: uuid.UUID, after: EventPosition, *, limit: int, kinds: Sequence[str] | None
+) -> Select[int, Event]:
+    """`committed_after` for one store, with the horizon that bounds it read in the same statement (one
+    snapshot): (horizon, event) rows, one row with a null event when the page is empty. Every event of the
+    store after `after` and below that horizon is on the page when the page is not full, so a reader may then
+    resume from (horizon, 0): a later statement's horizon could be higher and cover rows this one did not see,
+    which is why it is not asked separately. The changes feed joins this page to its messages
+    (`app/changes/repository.py`). Callers must have checked that the store belongs to whoever asks."""
+    bound = select(HORIZON.label("horizon")).cte("bound")
+    rows = (
+        select(Event)
+        .where(
+            Event.store_id == store_id,
+            tuple_(Event.xid, Event.id) > tuple_(after.xid, after.id),
+            Event.xid < bound.c.horizon,
+        )
+        .order_by(Event.xid, Event.id)
+        .limit(limit)
+    )
+    if kinds is not None:
+        rows = rows.where(Event.kind.in_(kinds))
+    page = rows.subquery().lateral("page")
+    event = aliased(Event, page)
+    return select(bound.c.horizon, event).select_from(bound).outerjoin(page, true())
+
+
+# For the long-poll's shared poller: which of the waiting readers (store, position, kinds) have an event to
+# read now. One statement for all of them, one index probe (`ix_events_store_xid`) each.
+_WAITERS_WITH_NEWS = text("""
+SELECT w.n FROM unnest(
+    CAST(:store_ids AS uuid[]), CAST(:xids AS bigint[]), CAST(:ids AS bigint[]), CAST(:kinds AS text[])
+) WITH ORDINALITY AS w(store_id, xid, id, kinds, n)
+WHERE EXISTS (
+    SELECT 1 FROM events e
+    WHERE e.store_id = w.store_id AND (e.xid, e.id) > (w.xid, w.id)
+      AND e.xid < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint
+      AND (w.kinds IS NULL OR e.kind = ANY(string_to_array(w.kinds, ',')))
+)
+""")
+
+
+async def waiters_with_news(
+    session: AsyncSession, waiters: Sequence[tuple[uuid.UUID, EventPosition, Sequence[str] | None]]
+) -> set[int]:
+    """The indexes (0-based) of the (store, position, kinds) readers that have an event to read now."""
+    if not waiters:
+        return set()
+    params = {
+        "store_ids": [store_id for store_id, _, _ in waiters],
+        "xids": [position.xid for _, position, _ in waiters],
+        "ids": [position.id for _, position, _ in waiters],
+        "kinds": [",".join(kinds) if kinds is not None else None for _, _, kinds in waiters],
+    }
+    return {int(row[0]) - 1 for row in await session.execute(_WAITERS_WITH_NEWS, params)}
+
+
 async def history(session: AsyncSession, message_id: uuid.UUID) -> list[Event]:
     """A message's events (created, then each status change), oldest first."""
     statement = select(Event).where(Event.message_id == message_id).order_by(Event.id)
@@ -82,4 +140,14 @@ def position_of(event: Event) -> EventPosition:
     return EventPosition(event.xid, event.id)
 
 
-__all__ = ["HORIZON", "START", "EventPosition", "committed_after", "history", "horizon", "position_of"]
+__all__ = [
+    "HORIZON",
+    "START",
+    "EventPosition",
+    "committed_after",
+    "history",
+    "horizon",
+    "page_after_statement",
+    "position_of",
+    "waiters_with_news",
+]

@@ -18,6 +18,14 @@ def chat_name(jid: str) -> str:
     return jid
 
 
+def shown_jid(chat_jid: str, alt_jid: str | None) -> str:
+    """The JID a conversation is shown by: its phone JID where known (its key, or the other identifier
+    WhatsApp gave beside a LID), else its key. `SHOWN_JID` in app/messages/repository.py is the same in SQL."""
+    if alt_jid is not None and alt_jid.endswith("@" + PHONE_SERVER):
+        return alt_jid
+    return chat_jid
+
+
 def chat_jid(chat: str) -> str:
     """The JID a `chat` filter names (it matched CHAT_PATTERN). A number is normalised to E.164 with
     `phonenumbers` when it is one; digits that are no valid number still name a (then unknown) chat, so the

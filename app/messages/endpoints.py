@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from app.dependencies import RedisDep, SessionDep, StateDep
 from app.messages.chats import CHAT_PATTERN, chat_jid
 from app.messages.repository import MessageFilters
-from app.messages.schemas import MessagePage, MessageRead, StoreStats
+from app.messages.schemas import MessageDetail, MessagePage, StoreStats
 from app.messages.service import ExportFormat
 from app.messages.service import message as message_service
 from app.models import Direction, MessageStatus
@@ -133,10 +133,12 @@ async def export_messages(
 
 @router.get(
     "/{store_id}/messages/{message_id}",
-    summary="One message",
+    summary="One message, with its status history",
     responses={404: {"description": "No such store, or no such message in it, for this tenant"}},
 )
-async def get_message(store_id: str, message_id: str, auth: MessagesRead, session: SessionDep) -> MessageRead:
+async def get_message(
+    store_id: str, message_id: str, auth: MessagesRead, session: SessionDep
+) -> MessageDetail:
     return await message_service.get(session, tenant=auth.tenant, store_id=store_id, message_id=message_id)
 
 

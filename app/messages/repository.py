@@ -5,14 +5,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Select, case, func, literal_column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.kit.pagination import Keyset
 from app.kit.repository import TenantScopedRepository
+from app.messages.chats import PHONE_SERVER
 from app.models import Conversation, Direction, Message, MessageStatus, Store
 from app.models.message import SEARCH_VECTOR
+
+# The JID a message's chat is shown by (`chat_name` makes it E.164): the phone JID where known, which is the
+# conversation's key or, for a chat first seen under its LID, its other identifier (`shown_jid` in Python).
+SHOWN_JID: ColumnElement[str] = case(
+    (Conversation.alt_jid.like("%@" + PHONE_SERVER), Conversation.alt_jid), else_=Conversation.chat_jid
+)
 
 # Newest first on (created_at, id): the index `ix_messages_store_created` (store_id, created_at, id) that the
 # inbound insert already maintains serves it, and `ix_messages_conversation_created` serves a chat's history.
@@ -37,11 +44,14 @@ class MessageFilters:
     def clauses(self, store_id: uuid.UUID) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = [Message.store_id == store_id]
         if self.chat_jid is not None:
-            # One conversation per (store, chat): the chat's own index then serves the page.
-            # An alias: the statement joins `conversations` too, and this must not correlate to that.
+            # The customer's conversation, found by either of its identifiers (phone JID or LID; the unique
+            # (store, chat_jid) index and `ix_conversations_store_alt_jid`); the chat's own index then serves
+            # the page. An alias: the statement joins `conversations` too, and this must not correlate to that.
             chat = aliased(Conversation)
-            conversation = select(chat.id).where(chat.store_id == store_id, chat.chat_jid == self.chat_jid)
-            clauses.append(Message.conversation_id == conversation.scalar_subquery())
+            conversation = select(chat.id).where(
+                chat.store_id == store_id, or_(chat.chat_jid == self.chat_jid, chat.alt_jid == self.chat_jid)
+            )
+            clauses.append(Message.conversation_id.in_(conversation))
         if self.direction is not None:
             clauses.append(Message.direction == self.direction)
         if self.status is not None:
@@ -90,7 +100,7 @@ class MessageRepository(TenantScopedRepository[Message]):
     def _with_chat(self) -> Select[Message, str]:
         return (
             self.get_readable_statement()
-            .add_columns(Conversation.chat_jid)
+            .add_columns(SHOWN_JID)
             .join(Conversation, Conversation.id == Message.conversation_id)
         )
 
@@ -103,7 +113,7 @@ class MessageRepository(TenantScopedRepository[Message]):
     async def list_page(
         self, store_id: uuid.UUID, filters: MessageFilters, *, limit: int, cursor: str | None
     ) -> tuple[list[tuple[Message, str]], str | None]:
-        """Each message with its chat's JID, newest first."""
+        """Each message with the JID its chat is shown by (`SHOWN_JID`), newest first."""
         statement = self.page_statement(store_id, filters, limit=limit, cursor=cursor)
         rows = [(row[0], row[1]) for row in await self.session.execute(statement)]
         return MESSAGE_ORDER.page(rows, limit=limit, key=lambda row: (row[0].created_at, row[0].id))

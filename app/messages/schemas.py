@@ -32,8 +32,8 @@ class MessageRead(BaseModel):
     store_id: uuid.UUID
     conversation_id: uuid.UUID
     chat: str = Field(
-        description="The customer's number in E.164 where WhatsApp addresses the chat by phone, "
-        "else the chat's JID (a LID chat: `<id>@lid`)."
+        description="The customer's number in E.164 where known (WhatsApp addressed the chat by phone, or "
+        "gave the number beside its LID), else the chat's JID (a LID chat: `<id>@lid`)."
     )
     direction: str = Field(description="in | out")
     whatsapp_id: str | None = Field(description="WhatsApp's message id; null for a reply not sent yet.")
@@ -64,6 +64,21 @@ class MessageRead(BaseModel):
             whatsapp_timestamp=message.wa_timestamp,
             reply_to=message.reply_to_id,
         )
+
+
+class StatusStep(BaseModel):
+    status: str = Field(
+        description="inbound: received | queued | handled | dead; outbound: pending | sending | sent | "
+        "delivered | read | failed."
+    )
+    at: datetime = Field(description="When the message took this status (written in that transaction).")
+    error: str | None = Field(description="Why, for a failed send (null otherwise).")
+
+
+class MessageDetail(MessageRead):
+    status_history: list[StatusStep] = Field(
+        description="Every status the message has had, oldest first, from its creation (the change log)."
+    )
 
 
 _MEDIA_STATUS = {"pending": "pending", "stored": "available", "failed": "failed", "expired": "expired"}

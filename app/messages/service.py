@@ -14,10 +14,19 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts import messages_dlq
+from app.events import repository as events
 from app.kit.db import AsyncSessionMaker
 from app.messages.errors import MessageNotFound
 from app.messages.repository import MessageFilters, MessageRepository, store_belongs_to
-from app.messages.schemas import DayCount, MessagePage, MessageRead, ReplyTimes, StoreStats
+from app.messages.schemas import (
+    DayCount,
+    MessageDetail,
+    MessagePage,
+    MessageRead,
+    ReplyTimes,
+    StatusStep,
+    StoreStats,
+)
 from app.models import Tenant
 from app.stores.service import store as store_service
 
@@ -46,7 +55,7 @@ class MessageService:
 
     async def get(
         self, session: AsyncSession, *, tenant: Tenant, store_id: str, message_id: str
-    ) -> MessageRead:
+    ) -> MessageDetail:
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
         try:
             message_uuid = uuid.UUID(message_id)
@@ -55,7 +64,12 @@ class MessageService:
         found = await MessageRepository.for_tenant(session, tenant.id).get(store.id, message_uuid)
         if found is None:
             raise MessageNotFound(message_id)
-        return MessageRead.of(*found)
+        steps = [
+            StatusStep(status=event.status, at=event.created_at, error=event.error)
+            for event in await events.history(session, message_uuid)
+            if event.status is not None
+        ]
+        return MessageDetail(**MessageRead.of(*found).model_dump(), status_history=steps)
 
     async def check_store(self, session: AsyncSession, *, tenant: Tenant, store_id: str) -> uuid.UUID:
         """The store's id, or the store's 404: an export checks this before its response starts."""

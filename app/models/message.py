@@ -30,10 +30,21 @@ class Conversation(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("store_id", "chat_jid"),
         Index("ix_conversations_store_last_message", "store_id", "last_message_at", "id"),
+        Index(
+            "ix_conversations_store_alt_jid",
+            "store_id",
+            "alt_jid",
+            postgresql_where=text("alt_jid IS NOT NULL"),
+        ),
     )
 
     store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    # The identifier the conversation was created under (a phone JID, or a LID when WhatsApp gave no number):
+    # its key, and where replies go.
     chat_jid: Mapped[str] = mapped_column(String(100))
+    # The customer's other identifier, once WhatsApp gave both (migration 0010): the LID of a chat keyed by
+    # phone, or the phone JID of a chat keyed by LID. The inbound insert finds the conversation by either.
+    alt_jid: Mapped[str | None] = mapped_column(String(100))
     customer_name: Mapped[str | None] = mapped_column(String(200))
     last_message_at: Mapped[datetime | None]
     bot_state: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -65,6 +65,8 @@ async def inbound(
         name=body.name,
         media=body.media,
         from_me=body.from_me,
+        lid=body.lid,
+        hide_phone=body.hide_phone,
     )
     return InboundAccepted(id=message_id)
 

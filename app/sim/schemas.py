@@ -51,6 +51,15 @@ class InboundRequest(BaseModel):
         None, min_length=1, max_length=128, description="WhatsApp message id (default: a new one)."
     )
     name: str | None = Field(None, max_length=200, description="The customer's WhatsApp display name.")
+    lid: str | None = Field(
+        None,
+        pattern=r"^[0-9]{6,20}$",
+        description="The customer's LID (digits): WhatsApp addresses the chat by `<lid>@lid` and gives the "
+        "number in `from` beside it, as it does for many chats now.",
+    )
+    hide_phone: bool = Field(
+        False, description="With `lid`: the network does not reveal the number (only the LID arrives)."
+    )
     from_me: bool = Field(
         False,
         description="The store's owner writes this to the customer from the phone itself (`from` is then the "

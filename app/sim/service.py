@@ -85,12 +85,18 @@ class SimService:
         name: str | None,
         media: SimInboundMedia | None = None,
         from_me: bool = False,
+        lid: str | None = None,
+        hide_phone: bool = False,
     ) -> str:
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
         message_id = message_id or new_message_id()
+        # A LID-addressed chat: the LID, and the number beside it unless the network hides it.
+        addressed = {"from": f"{lid}@lid"} if lid else {"from": phone_to_jid(sender)}
+        if lid and not hide_phone:
+            addressed["from_alt"] = phone_to_jid(sender)
         fields = {
             "id": message_id,
-            "from": phone_to_jid(sender),
+            **addressed,
             "name": name or "",
             "text": text or "",
             "ts": str(int(time.time() * 1000)),

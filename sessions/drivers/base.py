@@ -77,6 +77,9 @@ class InboundMessage:
     media: dict[str, Any] | None = None
     is_group: bool = False
     from_me: bool = False
+    # The chat's other identifier when WhatsApp gives both: the LID of a chat named by its phone JID above
+    # (or the phone JID, should the chat be named by its LID). The manager keeps both on one conversation.
+    chat_alt_jid: str | None = None
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,11 @@ class _State(Enum):
 
 
 def _inbound_message(fields: dict[str, str]) -> InboundMessage:
-    chat = fields["from"]
+    # `from` is the JID the network addresses the chat by (a LID or a phone JID); `from_alt`, when the network
+    # knows it, the other one (neonize's SenderAlt). As the neonize driver does, the number names the chat.
+    chat, alt = fields["from"], fields.get("from_alt") or None
+    if alt is not None and chat.endswith("@lid") and not alt.endswith("@lid"):
+        chat, alt = alt, chat
     kind = fields.get("type") or "text"
     media: dict[str, object] | None = None
     if kind != "text":
@@ -119,6 +123,7 @@ def _inbound_message(fields: dict[str, str]) -> InboundMessage:
     return InboundMessage(
         wa_id=fields["id"],
         chat_jid=chat,
+        chat_alt_jid=alt,
         sender_jid=fields.get("sender") or chat,
         timestamp=datetime.fromtimestamp(int(fields["ts"]) / 1000, UTC),
         type=kind,

@@ -29,7 +29,15 @@ async def test_pause_then_resume(client: AsyncClient, sessionmaker: AsyncSession
     response = await client.patch(path(store_id, conversation_id), json={"bot_paused": True})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"id", "chat_jid", "customer_name", "bot_paused", "bot_paused_at", "last_message_at"}
+    assert set(body) == {
+        "id",
+        "chat_jid",
+        "alt_jid",
+        "customer_name",
+        "bot_paused",
+        "bot_paused_at",
+        "last_message_at",
+    }
     assert (body["id"], body["chat_jid"], body["customer_name"]) == (str(conversation_id), CHAT, "Ana")
     assert body["bot_paused"] is True and body["last_message_at"] is None
     paused_at = datetime.fromisoformat(body["bot_paused_at"])

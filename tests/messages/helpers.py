@@ -16,11 +16,20 @@ LID_CHAT = "123456789012345@lid"
 
 
 async def add_conversation(
-    sessionmaker: AsyncSessionMaker, store_id: str | uuid.UUID, chat_jid: str, name: str | None = None
+    sessionmaker: AsyncSessionMaker,
+    store_id: str | uuid.UUID,
+    chat_jid: str,
+    name: str | None = None,
+    *,
+    alt_jid: str | None = None,
 ) -> uuid.UUID:
     async with sessionmaker() as session, session.begin():
         chat = Conversation(
-            store_id=uuid.UUID(str(store_id)), chat_jid=chat_jid, customer_name=name, bot_state={}
+            store_id=uuid.UUID(str(store_id)),
+            chat_jid=chat_jid,
+            alt_jid=alt_jid,
+            customer_name=name,
+            bot_state={},
         )
         session.add(chat)
         await session.flush()

@@ -49,7 +49,9 @@ async def test_ndjson_and_csv_hold_the_periods_messages_oldest_first(
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert [line["id"] for line in lines] == [str(ids[1]), str(ids[2])]
     listed = await sse_client.get(f"/v1/stores/{store_id}/messages/{ids[1]}")
-    assert lines[0] == listed.json()  # the same message object as the API's
+    detail = listed.json()
+    detail.pop("status_history")  # the one message's page adds its history
+    assert lines[0] == detail  # the same message object as the API's
 
     response = await sse_client.get(f"/v1/stores/{store_id}/messages/export", params={"format": "csv"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from httpx import AsyncClient
+from sqlalchemy import update
 
 from app.kit.db import AsyncSessionMaker
+from app.models import Message
 from tests.messages.helpers import LID_CHAT, PHONE_CHAT, add_conversation, add_message, bulk_insert
 from tests.support import insert_other_tenant_store, post_store
 
@@ -76,13 +78,77 @@ async def test_the_message_object(client: AsyncClient, sessionmaker: AsyncSessio
     assert page["items"][0]["reply_to"] == str(inbound) and page["items"][0]["media"] is None
 
     one = await client.get(f"/v1/stores/{store_id}/messages/{inbound}")
-    assert one.status_code == 200 and one.json() == item
+    assert one.status_code == 200
+    detail = one.json()
+    history = detail.pop("status_history")
+    assert detail == item
+    assert [step["status"] for step in history] == ["handled"]  # written as handled at once
 
     lid = await add_conversation(sessionmaker, store_id, LID_CHAT)
     await add_message(sessionmaker, store_id, lid, text="desde un LID")
     assert (await messages(client, store_id, limit=1))["items"][0][
         "chat"
     ] == LID_CHAT  # no number known: the JID
+
+
+async def test_a_message_with_its_status_history(
+    client: AsyncClient, sessionmaker: AsyncSessionMaker
+) -> None:
+    store_id = await post_store(client)
+    chat = await add_conversation(sessionmaker, store_id, PHONE_CHAT)
+    reply = await add_message(sessionmaker, store_id, chat, direction="out", status="pending")
+    for status, error in [("sending", None), ("failed", "not on WhatsApp")]:
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Message).where(Message.id == reply).values(status=status, error=error)
+            )
+    async with sessionmaker() as session, session.begin():  # not a status change: no step
+        await session.execute(update(Message).where(Message.id == reply).values(text="otra"))
+
+    response = await client.get(f"/v1/stores/{store_id}/messages/{reply}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "failed"
+    steps = body["status_history"]
+    assert [(s["status"], s["error"]) for s in steps] == [
+        ("pending", None),
+        ("sending", None),
+        ("failed", "not on WhatsApp"),
+    ]
+    moments = [datetime.fromisoformat(s["at"]) for s in steps]
+    assert moments == sorted(moments)
+    assert "status_history" not in (await messages(client, store_id))["items"][0]  # the detail only
+
+
+async def test_one_customer_under_a_phone_number_and_a_lid(
+    client: AsyncClient, sessionmaker: AsyncSessionMaker
+) -> None:
+    """A conversation first seen under its LID, its number learned later: shown by the number, found by
+    either identifier; and one keyed by number finds its LID too."""
+    store_id = await post_store(client)
+    by_lid = await add_conversation(sessionmaker, store_id, LID_CHAT, alt_jid=PHONE_CHAT)
+    await add_message(sessionmaker, store_id, by_lid, text="desde el LID", created_at=T0)
+    other_lid = "55544433322211@lid"
+    by_phone = await add_conversation(
+        sessionmaker, store_id, "5491177770000@s.whatsapp.net", alt_jid=other_lid
+    )
+    await add_message(sessionmaker, store_id, by_phone, text="desde el número", created_at=T0 + timedelta(1))
+
+    page = await messages(client, store_id)
+    assert [(i["text"], i["chat"]) for i in page["items"]] == [
+        ("desde el número", "+5491177770000"),
+        ("desde el LID", "+5491155550001"),  # the number, though the chat is keyed by its LID
+    ]
+    for chat in ("+5491155550001", PHONE_CHAT, LID_CHAT):
+        assert texts(await messages(client, store_id, chat=chat)) == ["desde el LID"], chat
+    for chat in ("+5491177770000", other_lid):
+        assert texts(await messages(client, store_id, chat=chat)) == ["desde el número"], chat
+
+    listed = (await client.get(f"/v1/stores/{store_id}/conversations")).json()["items"]
+    assert [(c["chat"], c["chat_jid"], c["alt_jid"]) for c in listed] == [
+        ("+5491177770000", "5491177770000@s.whatsapp.net", other_lid),
+        ("+5491155550001", LID_CHAT, PHONE_CHAT),
+    ]
 
 
 async def test_filters(client: AsyncClient, sessionmaker: AsyncSessionMaker) -> None:

@@ -347,7 +347,27 @@ async def test_lid_addressed_chat_uses_the_phone_number(offline_driver: NeonizeD
     lid = jid("123456789012345", "lid")
     event = message_event(e2e.Message(conversation="hola"), chat=lid, sender=lid, sender_alt=jid(CUSTOMER))
     await feed(connection(offline_driver, recorder), event)
-    assert recorder.events == [Inbound(expected(text="hola"))]
+    assert recorder.events == [Inbound(expected(text="hola", chat_alt_jid="123456789012345@lid"))]
+
+
+async def test_a_chat_keeps_both_identifiers_when_whatsapp_gives_both(offline_driver: NeonizeDriver) -> None:
+    lid = jid("123456789012345", "lid")
+    text = e2e.Message(conversation="hola")
+    cases = [
+        # Addressed by phone number, the LID beside it.
+        (message_event(text, sender_alt=lid), expected(text="hola", chat_alt_jid="123456789012345@lid")),
+        # Addressed by LID, the number unknown: the LID alone names the chat.
+        (
+            message_event(text, chat=lid, sender=lid),
+            expected(text="hola", chat_jid="123456789012345@lid", sender_jid="123456789012345@lid"),
+        ),
+        # Addressed by phone number, nothing beside it.
+        (message_event(text), expected(text="hola")),
+    ]
+    for event, message in cases:
+        recorder = Recorder()
+        await feed(connection(offline_driver, recorder), event)
+        assert recorder.events == [Inbound(message)]
 
 
 async def test_handlers_run_to_completion_before_the_go_callback_returns(

@@ -97,6 +97,21 @@ async def test_inbound_keeps_a_given_id_and_name(client: AsyncClient, redis: Red
     assert (entry["id"], entry["name"], entry["text"]) == ("ABC123", "Marta", "¿tienen pan?")
 
 
+async def test_inbound_from_a_lid_with_or_without_its_number(client: AsyncClient, redis: Redis) -> None:
+    store_id = await post_store(client)
+    for extra in ({"lid": "98765432109876"}, {"lid": "98765432109876", "hide_phone": True}):
+        body = {"from": "+5491166660000", "text": "hola"} | extra
+        response = await client.post(f"/v1/sim/stores/{store_id}/inbound", json=body)
+        assert response.status_code == 202
+    shown, hidden = await entries(redis, sim_inbound_stream(store_id))
+    assert (shown["from"], shown["from_alt"]) == ("98765432109876@lid", "5491166660000@s.whatsapp.net")
+    assert hidden["from"] == "98765432109876@lid" and "from_alt" not in hidden
+    response = await client.post(
+        f"/v1/sim/stores/{store_id}/inbound", json={"from": "+5491166660000", "text": "x", "lid": "12ab"}
+    )
+    assert response.status_code == 422
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

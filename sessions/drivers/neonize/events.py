@@ -73,6 +73,28 @@ def _prefer_phone(jid: Any, alternative: Any) -> Any:
     return jid
 
 
+def _chat_identities(source: Any) -> tuple[Any, Any | None]:
+    """A one-to-one chat's JID (the phone number where known) and its other identifier (the LID) when WhatsApp
+    gave both. The chat's alternative is the sender's (`SenderAlt`) when the customer wrote, the recipient's
+    (`RecipientAlt`) for our own messages sent from the phone; whatsmeow fills them from its LID map."""
+    chat = source.Chat
+    if source.IsGroup:
+        return chat, None
+    if source.IsFromMe:
+        alternative = source.RecipientAlt
+    elif chat.User == source.Sender.User and chat.Server == source.Sender.Server:
+        alternative = source.SenderAlt
+    else:
+        return chat, None
+    if not _is_set(alternative) or alternative.Server == chat.Server:
+        return chat, None
+    if chat.Server == LID_SERVER and alternative.Server == USER_SERVER:
+        return alternative, chat  # named by LID, the number known: the number names it
+    if chat.Server == USER_SERVER and alternative.Server == LID_SERVER:
+        return chat, alternative
+    return chat, None
+
+
 def _field(message: Any, name: str) -> Any:
     return getattr(message, name) if message.HasField(name) else None
 
@@ -222,15 +244,11 @@ def inbound_from_event(ev: Any, *, group_messages: bool, own_messages: bool) -> 
         return None
     kind, text, media = content
     sender = _prefer_phone(source.Sender, source.SenderAlt)
-    chat = source.Chat
-    if not source.IsGroup and chat.Server == LID_SERVER:
-        if source.IsFromMe:
-            chat = _prefer_phone(chat, source.RecipientAlt)
-        elif chat.User == source.Sender.User:
-            chat = sender
+    chat, chat_alt = _chat_identities(source)
     return InboundMessage(
         wa_id=info.ID,
         chat_jid=_bare(chat),
+        chat_alt_jid=_bare(chat_alt) if chat_alt is not None else None,
         sender_jid=_bare(sender),
         timestamp=epoch_to_datetime(info.Timestamp),
         type=kind,
