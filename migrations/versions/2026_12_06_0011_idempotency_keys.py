@@ -1,7 +1,7 @@
 """idempotency_keys: the `Idempotency-Key` of each send, unique per store
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-06
 
 A key is claimed by inserting its row: two concurrent requests with one key meet at the unique constraint (the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
