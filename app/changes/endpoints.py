@@ -62,10 +62,12 @@ async def list_changes(
         Query(description="Only these kinds (repeat the parameter); all by default."),
     ] = None,
 ) -> ChangePage:
+    assert state.settings.secret_key  # create_app always has one (generated in development)
     return await changes_service.page(
         session,
         state.changes_waiter,
         tenant=auth.tenant,
+        secret_key=state.settings.secret_key,
         store_id=store_id,
         after=after,
         limit=limit,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import struct
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,33 +17,44 @@ from app.changes.schemas import ChangeKind, ChangePage, ChangeRead, Conversation
 from app.changes.waiter import ChangesWaiter
 from app.events.repository import START, EventPosition, horizon, position_of
 from app.kit import unit_of_work
-from app.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
+from app.kit.pagination import InvalidCursor
+from app.kit.sealing import Sealer
 from app.messages.schemas import MessageRead
 from app.models import EventKind, Tenant
 from app.stores.service import store as store_service
 
-# A changes cursor says what it is, so another endpoint's cursor (or a forged one) is a 422, not a position.
-CURSOR_TAG = "chg"
-NOW = "now"  # `after=now`: only what commits from now on (never a cursor: it does not decode to JSON)
+NOW = "now"  # `after=now`: only what commits from now on (never a cursor)
+
+# A cursor is a sealed (xid, id) bound to its store (app/kit/sealing.py): the raw numbers count every
+# tenant's changes on the server, and a cursor of another store or endpoint, or a forged one, is a 422.
+_POSITION = struct.Struct(">QQ")
 
 
-def encode_position(position: EventPosition) -> str:
-    return encode_cursor([CURSOR_TAG, position.xid, position.id])
+@functools.lru_cache(maxsize=4)
+def _sealer(secret_key: str) -> Sealer:
+    return Sealer(secret_key, "changes cursor")
 
 
-def decode_position(cursor: str | None) -> EventPosition:
-    if cursor is None:
-        return START
-    tag, xid, event_id = decode_cursor(cursor, [str, int, int])
-    if (
-        tag != CURSOR_TAG
-        or not isinstance(xid, int)
-        or not isinstance(event_id, int)
-        or xid < 0
-        or event_id < 0
-    ):
-        raise InvalidCursor()
-    return EventPosition(xid, event_id)
+@dataclass(frozen=True)
+class Cursors:
+    secret_key: str
+    store_id: uuid.UUID
+
+    def encode(self, position: EventPosition) -> str:
+        return _sealer(self.secret_key).seal(
+            _POSITION.pack(position.xid, position.id), context=self.store_id.bytes
+        )
+
+    def decode(self, cursor: str | None) -> EventPosition:
+        if cursor is None:
+            return START
+        try:
+            xid, event_id = _POSITION.unpack(
+                _sealer(self.secret_key).unseal(cursor, context=self.store_id.bytes)
+            )
+        except (ValueError, struct.error) as exc:
+            raise InvalidCursor() from exc
+        return EventPosition(xid, event_id)
 
 
 class ChangesService:
@@ -50,6 +64,7 @@ class ChangesService:
         waiter: ChangesWaiter,
         *,
         tenant: Tenant,
+        secret_key: str,
         store_id: str,
         after: str | None,
         limit: int,
@@ -58,11 +73,12 @@ class ChangesService:
     ) -> ChangePage:
         """The changes after `after`; with `wait`, an empty page waits up to that many seconds for one."""
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
+        cursors = Cursors(secret_key, store.id)
         # `now`: from the current end of the log (every transaction below the horizon has ended).
-        position = EventPosition(await horizon(session), 0) if after == NOW else decode_position(after)
-        page, position = await self.read(session, tenant, store.id, position, limit, kinds)
+        position = EventPosition(await horizon(session), 0) if after == NOW else cursors.decode(after)
+        page, position = await self.read(session, tenant, cursors, position, limit, kinds)
         if page or wait <= 0:
-            return ChangePage(items=page, next_cursor=encode_position(position))
+            return ChangePage(items=page, next_cursor=cursors.encode(position))
         # Nothing yet: end this (read-only) transaction so that the wait holds no database connection; each
         # later read is a short transaction of its own, committed by the request's dependency at the end.
         await unit_of_work.commit(session)
@@ -71,17 +87,17 @@ class ChangesService:
         while (remaining := deadline - loop.time()) > 0:
             if not await waiter.wait(store.id, position, kinds, remaining):
                 break
-            page, position = await self.read(session, tenant, store.id, position, limit, kinds)
+            page, position = await self.read(session, tenant, cursors, position, limit, kinds)
             if page:
                 break
             await unit_of_work.commit(session)
-        return ChangePage(items=page, next_cursor=encode_position(position))
+        return ChangePage(items=page, next_cursor=cursors.encode(position))
 
     async def read(
         self,
         session: AsyncSession,
         tenant: Tenant,
-        store_id: uuid.UUID,
+        cursors: Cursors,
         after: EventPosition,
         limit: int,
         kinds: Sequence[str] | None,
@@ -89,16 +105,16 @@ class ChangesService:
         """A page and the position after it: its last event's, or, when the page is not full, the horizon
         (everything of the store below it was read), so an idle store's cursor moves on with the log."""
         rows, horizon = await ChangesRepository(session, tenant.id).page(
-            store_id, after, limit=limit, kinds=kinds
+            cursors.store_id, after, limit=limit, kinds=kinds
         )
         position = position_of(rows[-1].event) if rows else after
         if len(rows) < limit:
             position = max(position, EventPosition(horizon, 0))
-        items = [_item(row) for row in rows]
+        items = [_item(row, cursors) for row in rows]
         return [item for item in items if item is not None], position
 
 
-def _item(row: ChangeRow) -> ChangeRead | None:
+def _item(row: ChangeRow, cursors: Cursors) -> ChangeRead | None:
     event = row.event
     message = store = conversation = None
     if event.message_id is not None:
@@ -112,7 +128,7 @@ def _item(row: ChangeRow) -> ChangeRead | None:
     elif event.kind == EventKind.conversation_bot_paused and event.conversation_id is not None:
         conversation = ConversationChange(id=event.conversation_id, bot_paused=event.status == "paused")
     return ChangeRead(
-        cursor=encode_position(position_of(event)),
+        cursor=cursors.encode(position_of(event)),
         kind=cast(ChangeKind, event.kind),
         at=event.created_at,
         status=event.status,

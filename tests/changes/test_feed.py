@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import time
 import uuid
@@ -130,6 +131,34 @@ async def test_a_cursor_not_from_this_endpoint_is_a_422(
     for params in [{"wait": 31}, {"limit": 0}, {"limit": 501}, {"kinds": "message.deleted"}]:
         response = await client.get(f"/v1/stores/{store_id}/changes", params=params)
         assert response.status_code == 422, params
+
+
+async def test_cursors_are_sealed_and_bound_to_their_store(
+    client: AsyncClient, sessionmaker: AsyncSessionMaker
+) -> None:
+    """A cursor's (xid, id) counts every tenant's changes on the server: it must not be readable, and a
+    cursor of one store means nothing to another."""
+    mine, sibling = await post_store(client), await post_store(client, "Otra")
+    chat = await add_conversation(sessionmaker, mine, PHONE_CHAT)
+    await add_message(sessionmaker, mine, chat)
+    await settled(sessionmaker)
+    page = await changes(client, mine)
+    cursors = [item["cursor"] for item in page["items"]] + [page["next_cursor"]]
+    for cursor in cursors:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        assert b"chg" not in raw and not raw.startswith(b"[")
+    again = await changes(client, mine)
+    assert again["next_cursor"] != page["next_cursor"]  # the same position, sealed with a fresh nonce
+    # Resuming with it works on its own store, and is a 422 on a sibling store of the same tenant.
+    assert (await changes(client, mine, after=page["items"][0]["cursor"]))["next_cursor"]
+    response = await client.get(f"/v1/stores/{sibling}/changes", params={"after": page["next_cursor"]})
+    assert response.status_code == 422
+    # One flipped character and it is no cursor at all.
+    forged = (
+        page["next_cursor"][:-2] + ("A" if page["next_cursor"][-2] != "A" else "B") + page["next_cursor"][-1]
+    )
+    response = await client.get(f"/v1/stores/{mine}/changes", params={"after": forged})
+    assert response.status_code == 422
 
 
 async def test_only_the_stores_own_changes_and_never_another_tenants(
