@@ -11,6 +11,7 @@ from app.kit.db import create_engine, create_sessionmaker
 from app.kit.process import tune_garbage_collector
 from app.kit.redis import create_redis
 from workers.service import Worker
+from workers.webhooks.service import WebhookWorker
 
 
 async def serve(settings: Settings) -> None:
@@ -29,10 +30,13 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    worker = Worker(settings, create_sessionmaker(engine), redis, redis_url)
+    sessionmaker = create_sessionmaker(engine)
+    worker = Worker(settings, sessionmaker, redis, redis_url)
+    # Webhook deliveries run in the worker processes too, with their own per-store leases (workers/webhooks).
+    webhooks = WebhookWorker(settings.with_dev_secret(), sessionmaker, redis, redis_url)
     tune_garbage_collector()
     try:
-        await worker.run(stop)
+        await asyncio.gather(worker.run(stop), webhooks.run(stop))
     finally:
         await redis.aclose()
         await engine.dispose()

@@ -8,7 +8,7 @@ from app.models.onboarding import OnboardingLink
 from app.models.order import Order, OrderCounter
 from app.models.store import DesiredState, Store, StoreStatus
 from app.models.tenant import ApiKey, Invite, Tenant, User, UserRole
-from app.models.webhook import Webhook, WebhookDelivery
+from app.models.webhook import DeliveryStatus, Webhook, WebhookDelivery, WebhookDispatchPosition
 
 __all__ = [
     "ApiKey",
@@ -16,6 +16,7 @@ __all__ = [
     "Booking",
     "BookingStatus",
     "Conversation",
+    "DeliveryStatus",
     "DesiredState",
     "Direction",
     "Event",
@@ -33,4 +34,5 @@ __all__ = [
     "UserRole",
     "Webhook",
     "WebhookDelivery",
+    "WebhookDispatchPosition",
 ]
