@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -78,15 +79,21 @@ def check_static(url: str, *, allow_private: bool) -> Target:
     return target
 
 
-async def resolve(target: Target, *, allow_private: bool) -> list[str]:
-    """The target's addresses, every one of them public (else UnsafeUrl): connect only to one of these."""
+Lookup = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_lookup(host: str, port: int) -> list[str]:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            target.host.strip("[]"), target.port, type=socket.SOCK_STREAM
-        )
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise OSError(f"cannot resolve {target.host}: {exc}") from exc
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        raise OSError(f"cannot resolve {host}: {exc}") from exc
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def resolve(target: Target, *, allow_private: bool, lookup: Lookup | None = None) -> list[str]:
+    """The target's addresses, every one of them public (else UnsafeUrl): connect only to one of these.
+    `lookup` is the DNS (the system's by default; tests give one that answers what they need)."""
+    addresses = await (lookup or system_lookup)(target.host.strip("[]"), target.port)
     if not addresses:
         raise OSError(f"{target.host} has no address")
     if not allow_private:

@@ -54,6 +54,7 @@ from app.webhooks.catalog import SOURCE_KINDS
 from app.webhooks.fanout import fan_out
 from app.webhooks.repository import DeliveryRef, FanoutRepository
 from app.webhooks.signing import SecretBox
+from app.webhooks.urls import Lookup
 from workers.receiver import is_infrastructure_error
 from workers.webhooks import metrics
 from workers.webhooks.repository import DeliveryWorkRepository, Outcome
@@ -90,6 +91,7 @@ class WebhookWorker:
         *,
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
+        lookup: Lookup | None = None,
     ) -> None:
         assert settings.secret_key, "webhook secrets need MOSTRADOR_SECRET_KEY"
         self.settings = settings
@@ -104,13 +106,17 @@ class WebhookWorker:
         self.streams = StreamConsumer(redis, WEBHOOKS_GROUP, webhooks_stream)
         # A taskiq broker for the task registry and the entries' format; its `listen` is never called.
         self.broker = RedisStreamBroker(redis_url, consumer_group_name=WEBHOOKS_GROUP, consumer_name=CONSUMER)
-        self.broker.register_task(self.deliver_chain, task_name=WEBHOOK_TASK)
+
+        async def deliver(delivery_id: str, chain: str) -> None:
+            await self.deliver_chain(delivery_id, chain)
+
+        self.broker.register_task(deliver, task_name=WEBHOOK_TASK)
         self.sender = Sender(
             allow_private=settings.webhooks_allow_private_networks,
             connect_timeout=settings.webhooks_connect_timeout_seconds,
             timeout=settings.webhooks_timeout_seconds,
             per_receiver=settings.webhooks_max_per_receiver,
-            clock=self.clock,
+            lookup=lookup,
         )
         self.lanes: Lanes[StreamEntry] = Lanes(
             self._handle,
