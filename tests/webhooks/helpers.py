@@ -101,14 +101,16 @@ async def running_receiver(policy: Policy | None = None) -> AsyncIterator[Receiv
     sock.bind(("127.0.0.1", 0))
     receiver.port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
+    server.config.load()
+    server.lifespan = server.config.lifespan_class(server.config)
+    await server.startup(sockets=[sock])
+    task = asyncio.create_task(server.main_loop())
     try:
         yield receiver
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+        await server.shutdown(sockets=[sock])
         sock.close()
 
 

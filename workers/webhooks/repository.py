@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import DeliveryStatus, Webhook, WebhookDelivery
@@ -130,7 +131,7 @@ class DeliveryWorkRepository:
                 WebhookDelivery.webhook_id,
                 WebhookDelivery.order_key,
             )
-            .distinct(WebhookDelivery.webhook_id, WebhookDelivery.order_key)
+            .ext(distinct_on(WebhookDelivery.webhook_id, WebhookDelivery.order_key))
             .where(
                 WebhookDelivery.store_id.in_(store_ids),
                 WebhookDelivery.status == DeliveryStatus.pending,
