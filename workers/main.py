@@ -16,6 +16,7 @@ from workers.webhooks.service import WebhookWorker
 
 async def serve(settings: Settings) -> None:
     database_url, redis_url = settings.require_urls()
+    settings = settings.with_dev_secret()  # webhook secrets (and the webhook bot's) are encrypted with it
     # Handlers beyond the pool wait for a connection: PostgreSQL serves a few dozen busy connections no faster
     # than twenty, and every replica's connections count against its max_connections (100 by default).
     engine = create_engine(
@@ -33,7 +34,7 @@ async def serve(settings: Settings) -> None:
     sessionmaker = create_sessionmaker(engine)
     worker = Worker(settings, sessionmaker, redis, redis_url)
     # Webhook deliveries run in the worker processes too, with their own per-store leases (workers/webhooks).
-    webhooks = WebhookWorker(settings.with_dev_secret(), sessionmaker, redis, redis_url)
+    webhooks = WebhookWorker(settings, sessionmaker, redis, redis_url)
     tune_garbage_collector()
     try:
         await asyncio.gather(worker.run(stop), webhooks.run(stop))

@@ -54,6 +54,7 @@ class Receiver:
     """Records every request (answered or not) and answers as `policy` says."""
 
     policy: Policy = field(default_factory=always)
+    answer: Callable[[Received], bytes] | None = None  # the body of a 2xx answer (default: {"ok": true})
     requests: list[Received] = field(default_factory=list)
     answered: list[tuple[Received, int]] = field(default_factory=list)
     port: int = 0
@@ -77,7 +78,10 @@ class Receiver:
         self.answered.append((received, status))
         async with self._changed:
             self._changed.notify_all()
-        return Response(b'{"ok": true}' if status < 300 else b"nope", status_code=status, headers=headers)
+        body = b'{"ok": true}' if self.answer is None else self.answer(received)
+        if status >= 300:
+            body = b"nope"
+        return Response(body, status_code=status, headers=headers)
 
     async def wait(self, predicate: Callable[[], bool], timeout: float = 30, what: str = "requests") -> None:
         async def until() -> None:
@@ -94,8 +98,10 @@ class Receiver:
 
 
 @asynccontextmanager
-async def running_receiver(policy: Policy | None = None) -> AsyncIterator[Receiver]:
-    receiver = Receiver(policy or always())
+async def running_receiver(
+    policy: Policy | None = None, answer: Callable[[Received], bytes] | None = None
+) -> AsyncIterator[Receiver]:
+    receiver = Receiver(policy or always(), answer)
     app = Starlette(routes=[Route("/{path:path}", receiver._handle, methods=["POST"])])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
