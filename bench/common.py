@@ -22,7 +22,7 @@ BENCH_REDIS_DB = 14
 
 
 @contextlib.contextmanager
-def bench_servers() -> Iterator[tuple[str, str]]:
+def bench_servers(database: str = BENCH_DATABASE) -> Iterator[tuple[str, str]]:
     """Yield (database_url, redis_url) of a freshly migrated database and an empty Redis database."""
     configure_logging(level="INFO")  # to stderr: stdout carries the benchmark's JSON only
     root = Path(tempfile.mkdtemp(prefix="mostrador-bench-"))
@@ -33,10 +33,10 @@ def bench_servers() -> Iterator[tuple[str, str]]:
         server = libpq_url(server_db)
         _admin(
             server,
-            f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)',
-            f'CREATE DATABASE "{BENCH_DATABASE}"',
+            f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
+            f'CREATE DATABASE "{database}"',
         )
-        database_url = make_url(server).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
+        database_url = make_url(server).set(database=database).render_as_string(hide_password=False)
         upgrade(database_url)
         redis_url = urlsplit(server_redis)._replace(path=f"/{BENCH_REDIS_DB}").geturl()
         yield database_url, redis_url

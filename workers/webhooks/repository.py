@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import DateTime, Table, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,59 +33,65 @@ class DeliveryWorkRepository:
         statement = select(Webhook.store_id).distinct().order_by(Webhook.store_id)
         return list((await self.session.scalars(statement)).all())
 
-    async def chain_head(
-        self, webhook_id: uuid.UUID, order_key: str
-    ) -> tuple[WebhookDelivery, Webhook] | None:
-        """The chain's oldest pending delivery and its webhook."""
+    async def chain_heads(
+        self, chains: Sequence[tuple[uuid.UUID, str]]
+    ) -> dict[tuple[uuid.UUID, str], tuple[WebhookDelivery, Webhook]]:
+        """Each chain's oldest pending delivery and its webhook (chains with nothing pending are left out)."""
         statement = (
             select(WebhookDelivery, Webhook)
             .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
             .where(
-                WebhookDelivery.webhook_id == webhook_id,
-                WebhookDelivery.order_key == order_key,
+                tuple_(WebhookDelivery.webhook_id, WebhookDelivery.order_key).in_(list(set(chains))),
                 WebhookDelivery.status == DeliveryStatus.pending,
             )
-            .order_by(WebhookDelivery.seq)
-            .limit(1)
+            .ext(distinct_on(WebhookDelivery.webhook_id, WebhookDelivery.order_key))
+            .order_by(WebhookDelivery.webhook_id, WebhookDelivery.order_key, WebhookDelivery.seq)
         )
-        row = (await self.session.execute(statement)).first()
-        return (row[0], row[1]) if row is not None else None
-
-    async def delivery_chain(self, delivery_id: uuid.UUID) -> tuple[uuid.UUID, str] | None:
-        row = (
-            await self.session.execute(
-                select(WebhookDelivery.webhook_id, WebhookDelivery.order_key).where(
-                    WebhookDelivery.id == delivery_id
-                )
-            )
-        ).first()
-        return (row[0], row[1]) if row is not None else None
-
-    async def record(self, delivery: WebhookDelivery, outcome: Outcome, *, now: datetime) -> bool:
-        """The attempt's outcome, if the delivery is still as it was read (pending, same attempts): a redelivery
-        or a second owner meanwhile wins."""
-        values: dict[str, object] = {
-            "status": outcome.status,
-            "attempts": WebhookDelivery.attempts + 1,
-            "response_status": outcome.response_status,
-            "latency_ms": outcome.latency_ms,
-            "last_error": outcome.error,
-            "updated_at": func.now(),
+        return {
+            (delivery.webhook_id, delivery.order_key): (delivery, webhook)
+            for delivery, webhook in await self.session.execute(statement)
         }
-        if outcome.status == DeliveryStatus.pending:
-            values["next_attempt_at"] = outcome.next_attempt_at
-        else:
-            values["delivered_at"] = now
-        result = await self.session.execute(
-            update(WebhookDelivery)
+
+    async def record(self, outcomes: Sequence[tuple[WebhookDelivery, Outcome]], *, now: datetime) -> None:
+        """The attempts' outcomes, each only if its delivery is still as it was read (pending, same attempts):
+        a redelivery or a second owner meanwhile wins. One statement for all (executemany)."""
+        table = cast(Table, WebhookDelivery.__table__)
+        statement = (
+            update(table)
             .where(
-                WebhookDelivery.id == delivery.id,
-                WebhookDelivery.status == DeliveryStatus.pending,
-                WebhookDelivery.attempts == delivery.attempts,
+                table.c.id == bindparam("b_id"),
+                table.c.status == DeliveryStatus.pending,
+                table.c.attempts == bindparam("b_attempts"),
             )
-            .values(**values)
+            .values(
+                status=bindparam("b_status"),
+                attempts=table.c.attempts + 1,
+                response_status=bindparam("b_response_status"),
+                latency_ms=bindparam("b_latency_ms"),
+                last_error=bindparam("b_error"),
+                next_attempt_at=func.coalesce(
+                    bindparam("b_next", type_=DateTime(timezone=True)), table.c.next_attempt_at
+                ),
+                delivered_at=bindparam("b_delivered_at", type_=DateTime(timezone=True)),
+                updated_at=func.now(),
+            )
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        await self.session.execute(
+            statement,
+            [
+                {
+                    "b_id": delivery.id,
+                    "b_attempts": delivery.attempts,
+                    "b_status": outcome.status,
+                    "b_response_status": outcome.response_status,
+                    "b_latency_ms": outcome.latency_ms,
+                    "b_error": outcome.error,
+                    "b_next": outcome.next_attempt_at,
+                    "b_delivered_at": None if outcome.status == DeliveryStatus.pending else now,
+                }
+                for delivery, outcome in outcomes
+            ],
+        )
 
     async def webhook_succeeded(self, webhook_id: uuid.UUID) -> None:
         await self.session.execute(

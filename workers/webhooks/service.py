@@ -44,6 +44,7 @@ from app.contracts import (
     webhooks_stream,
 )
 from app.events.repository import committed_after, position_of
+from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.lanes import Key, Lanes, Retry, Unprocessable
 from app.kit.leases import Leases, fair_share
@@ -130,6 +131,12 @@ class WebhookWorker:
             dead=self._drop_entry,
         )
         self.attempts = 0  # HTTP attempts made (tests, the bench)
+        self._heads: GroupCommit[tuple[uuid.UUID, str], tuple[WebhookDelivery, Webhook] | None] = GroupCommit(
+            self._read_heads, max_batch=500
+        )
+        self._records: GroupCommit[tuple[Webhook, WebhookDelivery, Outcome], str | None] = GroupCommit(
+            self._write_records, max_batch=500
+        )
         self.log = log.bind(webhooks=owner)
 
     # --- the service ---------------------------------------------------------------------------------------
@@ -157,6 +164,8 @@ class WebhookWorker:
                 await self.redis.zrem(LIVE_KEY, self.leases.token)
             self.lanes.close()
             self.streams.close()
+            self._heads.close()
+            self._records.close()
             await self.sender.aclose()
 
     async def review(self) -> None:
@@ -289,16 +298,17 @@ class WebhookWorker:
         )
 
     async def deliver_chain(self, delivery_id: str, chain: str) -> None:
-        """`webhooks.deliver`: attempt the chain's due deliveries, oldest first, until one must wait."""
+        """`webhooks.deliver`: attempt the chain's due deliveries, oldest first, until one must wait. The reads
+        of chain heads and the writes of outcomes of all lanes are group-committed (one transaction each per
+        round), so a delivery costs its HTTP request and a share of two transactions."""
         webhook_id_text, _, order_key = chain.partition(":")
-        webhook_id = uuid.UUID(webhook_id_text)
+        key = (uuid.UUID(webhook_id_text), order_key)
         while True:
-            now = self.clock()
-            async with transaction(self.sessionmaker) as session:
-                head = await DeliveryWorkRepository(session).chain_head(webhook_id, order_key)
+            head = await self._heads.submit(key)
             if head is None:
                 return
             delivery, webhook = head
+            now = self.clock()
             if delivery.next_attempt_at > now:
                 return  # a retry not due yet holds the chain; the relay triggers it when due
             if not webhook.enabled:
@@ -306,8 +316,34 @@ class WebhookWorker:
                     await DeliveryWorkRepository(session).give_up_pending(webhook.id, "webhook disabled", now)
                 return
             attempt = await self._attempt(webhook, delivery, now)
-            if not await self._record(webhook, delivery, attempt):
+            outcome = self._outcome(delivery, attempt)
+            disabled = await self._records.submit((webhook, delivery, outcome))
+            metrics.delivery_outcome(
+                "succeeded"
+                if outcome.status == DeliveryStatus.succeeded
+                else "retried"
+                if outcome.status == DeliveryStatus.pending
+                else "failed"
+            )
+            if disabled:
+                self.log.warning(
+                    "webhook disabled after failing for its whole retry window", webhook_id=str(webhook.id)
+                )
+                with contextlib.suppress(Exception):
+                    await self.redis.publish(
+                        store_events_channel(webhook.store_id),
+                        webhook_disabled_event(webhook.id, webhook.url, disabled),
+                    )
                 return
+            if outcome.status == DeliveryStatus.pending:
+                return
+
+    async def _read_heads(
+        self, chains: list[tuple[uuid.UUID, str]]
+    ) -> list[tuple[WebhookDelivery, Webhook] | None]:
+        async with transaction(self.sessionmaker) as session:
+            heads = await DeliveryWorkRepository(session).chain_heads(chains)
+        return [heads.get(chain) for chain in chains]
 
     async def _attempt(self, webhook: Webhook, delivery: WebhookDelivery, now: datetime) -> Attempt:
         secrets_ = [self.box.decrypt(webhook.secret_encrypted)]
@@ -321,48 +357,33 @@ class WebhookWorker:
         self.attempts += 1
         return await self.sender.post(webhook.url, secrets=secrets_, msg_id=delivery.message_id, body=body)
 
-    async def _record(self, webhook: Webhook, delivery: WebhookDelivery, attempt: Attempt) -> bool:
-        """Write the attempt's outcome; True when the chain may go on at once (succeeded or given up)."""
-        now = self.clock()
+    def _outcome(self, delivery: WebhookDelivery, attempt: Attempt) -> Outcome:
         if attempt.ok:
-            outcome = Outcome(DeliveryStatus.succeeded, attempt.status, attempt.latency_ms, None)
-        else:
-            delay = backoff(delivery.attempts + 1, self.rng)
-            if attempt.retry_after is not None:
-                delay = min(BACKOFF_MAX_SECONDS, max(delay, attempt.retry_after))
-            next_at = now + timedelta(seconds=delay)
-            if attempt.retryable and next_at < delivery.give_up_at:
-                outcome = Outcome(
-                    DeliveryStatus.pending, attempt.status, attempt.latency_ms, attempt.error, next_at
-                )
-            else:
-                outcome = Outcome(DeliveryStatus.failed, attempt.status, attempt.latency_ms, attempt.error)
-        disabled = False
+            return Outcome(DeliveryStatus.succeeded, attempt.status, attempt.latency_ms, None)
+        delay = backoff(delivery.attempts + 1, self.rng)
+        if attempt.retry_after is not None:
+            delay = min(BACKOFF_MAX_SECONDS, max(delay, attempt.retry_after))
+        next_at = self.clock() + timedelta(seconds=delay)
+        if attempt.retryable and next_at < delivery.give_up_at:
+            return Outcome(DeliveryStatus.pending, attempt.status, attempt.latency_ms, attempt.error, next_at)
+        return Outcome(DeliveryStatus.failed, attempt.status, attempt.latency_ms, attempt.error)
+
+    async def _write_records(self, items: list[tuple[Webhook, WebhookDelivery, Outcome]]) -> list[str | None]:
+        """The outcomes of many lanes in one transaction; per item, the reason its webhook was just disabled
+        (it failed for its whole window), or None."""
+        now = self.clock()
+        disabled: dict[uuid.UUID, str] = {}
         async with transaction(self.sessionmaker) as session:
             repository = DeliveryWorkRepository(session)
-            recorded = await repository.record(delivery, outcome, now=now)
-            if attempt.ok:
-                await repository.webhook_succeeded(webhook.id)
-            else:
-                since = await repository.webhook_failed(webhook.id, now)
+            await repository.record([(delivery, outcome) for _, delivery, outcome in items], now=now)
+            healthy = {w.id for w, _, o in items if o.status == DeliveryStatus.succeeded and w.failing_since}
+            failing = {w.id: o.error for w, _, o in items if o.status != DeliveryStatus.succeeded}
+            for webhook_id in sorted(healthy - set(failing)):
+                await repository.webhook_succeeded(webhook_id)
+            for webhook_id, error in sorted(failing.items()):
+                since = await repository.webhook_failed(webhook_id, now)
                 if since is not None and now - since >= self.window:
-                    reason = f"every delivery failed for {self.window} (last error: {attempt.error})"
-                    disabled = await repository.disable(webhook.id, reason[:1000], now)
-        metrics.delivery_outcome(
-            "succeeded"
-            if outcome.status == DeliveryStatus.succeeded
-            else "retried"
-            if outcome.status == DeliveryStatus.pending
-            else "failed"
-        )
-        if disabled:
-            self.log.warning(
-                "webhook disabled after failing for its whole retry window", webhook_id=str(webhook.id)
-            )
-            with contextlib.suppress(Exception):
-                await self.redis.publish(
-                    store_events_channel(webhook.store_id),
-                    webhook_disabled_event(webhook.id, webhook.url, webhook.disabled_reason or "failing"),
-                )
-            return False
-        return recorded and outcome.status != DeliveryStatus.pending
+                    reason = f"every delivery failed for {self.window} (last error: {error})"[:1000]
+                    if await repository.disable(webhook_id, reason, now):
+                        disabled[webhook_id] = reason
+        return [disabled.get(webhook.id) for webhook, _, _ in items]
