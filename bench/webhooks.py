@@ -115,7 +115,7 @@ async def setup(sessionmaker: AsyncSessionMaker, stores: int, chats: int, url: s
                 await session.flush()
                 chat_ids.append(conversation.id)
             conversations.append(chat_ids)
-            await FanoutRepository(session).start_position(store.id, await horizon(session))
+            await FanoutRepository(session).start_position(store.id, await horizon(session), reset=True)
     return conversations
 
 

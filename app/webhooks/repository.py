@@ -191,11 +191,23 @@ class FanoutRepository(RepositoryBase[Event]):
         ]
 
     # --- positions -----------------------------------------------------------------------------------------
-    async def start_position(self, store_id: uuid.UUID, horizon: int) -> None:
-        """A store's first webhook: the fan-out starts at the present (what committed before is not sent; a
-        replay sends it). Kept if the store had a position already."""
+    async def start_position(self, store_id: uuid.UUID, horizon: int, *, reset: bool) -> None:
+        """Where a store's fan-out starts: the present (what committed before is not sent; a replay sends it).
+        `reset` (the store had no webhook until now) moves an old position of an earlier webhook up to the
+        present, so that a new webhook does not receive what happened while the store had none."""
         statement = pg_insert(Position).values(store_id=store_id, xid=max(0, horizon - 1), event_id=2**62)
-        await self.session.execute(statement.on_conflict_do_nothing(index_elements=[Position.store_id]))
+        if reset:
+            statement = statement.on_conflict_do_update(
+                index_elements=[Position.store_id],
+                set_={
+                    "xid": statement.excluded.xid,
+                    "event_id": statement.excluded.event_id,
+                    "updated_at": func.now(),
+                },
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=[Position.store_id])
+        await self.session.execute(statement)
 
     async def lock_positions(self, store_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, EventPosition]:
         """The stores' positions, locked until the transaction ends (a store's dispatcher of a moment ago that

@@ -103,7 +103,9 @@ class WebhookService:
         await check_url(body.url, settings)
         assert settings.secret_key
         secret = new_secret()
-        webhook = await WebhookRepository.for_tenant(session, tenant.id).create(
+        repository = WebhookRepository.for_tenant(session, tenant.id)
+        first = not await repository.list_for_store(store.id)
+        webhook = await repository.create(
             Webhook(
                 tenant_id=tenant.id,
                 store_id=store.id,
@@ -115,7 +117,7 @@ class WebhookService:
             )
         )
         # The store's fan-out starts at the present (kept if it has a position already).
-        await FanoutRepository(session).start_position(store.id, await horizon(session))
+        await FanoutRepository(session).start_position(store.id, await horizon(session), reset=first)
         return WebhookCreated(**WebhookRead.model_validate(webhook).model_dump(), secret=secret)
 
     async def update(
