@@ -3,7 +3,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 
 class BotKind(StrEnum):
@@ -35,3 +35,10 @@ class BotRead(BaseModel):
     secret: str | None = Field(
         None, description="webhook: the `whsec_...` signing secret, returned once, when it is made."
     )
+
+    @model_serializer(mode="wrap")
+    def _secret_only_when_made(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("secret") is None:
+            data.pop("secret", None)
+        return data
