@@ -21,9 +21,12 @@ async def fan_out(
     now: datetime,
     window: timedelta,
     kinds: Sequence[str] | None = None,
+    replay: bool = False,
 ) -> list[DeliveryRef]:
     """Write a pending delivery per (event, subscribed webhook), in the events' order; payloads built now.
-    `kinds` narrows the webhook events further (a replay of some events only)."""
+    `kinds` narrows the webhook events further (a replay of some events only). Outside a replay, a webhook gets
+    only events recorded after it was created: its store's position may be older (the visibility horizon it
+    started from lags behind the present while any transaction on the server runs long)."""
     if not events or not webhooks:
         return []
     repository = FanoutRepository(session)
@@ -43,7 +46,7 @@ async def fan_out(
         conversation = conversations.get(event.conversation_id) if event.conversation_id else None
         body = payload(kind, event, message, conversation)
         for webhook in subscribers:
-            if kind in webhook.events:
+            if kind in webhook.events and (replay or event.created_at >= webhook.created_at):
                 new.append(
                     NewDelivery(
                         webhook_id=webhook.id,

@@ -250,7 +250,9 @@ class WebhookService:
             read += len(events)
             if read > REPLAY_MAX_EVENTS:
                 raise ReplayTooLarge(REPLAY_MAX_EVENTS)
-            refs += await fan_out(session, events, [webhook], now=now, window=window, kinds=kinds)
+            refs += await fan_out(
+                session, events, [webhook], now=now, window=window, kinds=kinds, replay=True
+            )
             after = events[-1].id
         if refs:
             after_commit(session, _trigger(redis, refs))

@@ -83,7 +83,9 @@ class Receiver:
             body = b"nope"
         return Response(body, status_code=status, headers=headers)
 
-    async def wait(self, predicate: Callable[[], bool], timeout: float = 30, what: str = "requests") -> None:
+    # Generous: the fan-out waits for the visibility horizon, which any long transaction on the (shared) server
+    # holds back, other databases' too.
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 90, what: str = "requests") -> None:
         async def until() -> None:
             async with self._changed:
                 await self._changed.wait_for(predicate)

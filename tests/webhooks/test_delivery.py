@@ -341,3 +341,30 @@ async def test_redeliver_sends_a_delivery_again_with_the_same_webhook_id(
             await receiver.wait(lambda: len(receiver.succeeded()) == 2)
     first, second = receiver.succeeded()
     assert first.id == second.id == item["message_id"]
+
+
+async def test_a_new_webhook_receives_events_from_its_creation_on_only(
+    private_client: AsyncClient,
+    private_settings: Settings,
+    sessionmaker: AsyncSessionMaker,
+    redis: Redis,
+    redis_url: str,
+) -> None:
+    """Not what happened before it, nor while the store had no webhook (an earlier one's old position)."""
+    store_id = await post_store(private_client)
+    chat = await add_conversation(sessionmaker, store_id, "5491100000001@s.whatsapp.net")
+    async with running_receiver() as receiver:
+        await add_message(sessionmaker, store_id, chat, text="before any", status="received")
+        first = await create_webhook(private_client, store_id, receiver.url)
+        assert (
+            await private_client.delete(f"/v1/stores/{store_id}/webhooks/{first['id']}")
+        ).status_code == 204
+        await add_message(sessionmaker, store_id, chat, text="while none", status="received")
+        await create_webhook(private_client, store_id, receiver.url)
+        async with running_webhooks(private_settings, sessionmaker, redis, redis_url) as worker:
+            await worker.review()
+            await add_message(sessionmaker, store_id, chat, text="after", status="received")
+            await receiver.wait(lambda: len(receiver.requests) >= 1)
+            await add_message(sessionmaker, store_id, chat, text="after again", status="received")
+            await receiver.wait(lambda: len(receiver.requests) >= 2)
+    assert [text_of(r) for r in receiver.requests] == ["after", "after again"]
