@@ -293,6 +293,7 @@ async def run(args: argparse.Namespace, database_url: str, redis_url: str) -> di
         "chats_per_store": args.chats,
         "messages_per_chat": args.messages,
         "workers": args.workers,
+        "per_receiver": args.per_receiver,
         "warm_up_lost": warm["lost"],
         "healthy": healthy,
         "steady": latency,
@@ -317,6 +318,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="steady phase: messages per second")
     parser.add_argument("--seconds", type=float, default=15, help="steady phase: duration")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--per-receiver", type=int, default=64, help="requests in flight to the one receiver")
     args = parser.parse_args()
     with bench_servers("mostrador_bench_webhooks") as (database_url, redis_url):
         result = asyncio.run(run(args, database_url, redis_url))

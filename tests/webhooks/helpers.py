@@ -165,7 +165,7 @@ async def running_webhooks(
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[Any]], *, timeout: float = 30, what: str = "condition"
+    probe: Callable[[], Awaitable[Any]], *, timeout: float = 90, what: str = "condition"
 ) -> Any:
     """Poll `probe` (a database state: there is no signal to wait on) until it returns something truthy."""
     loop = asyncio.get_running_loop()
