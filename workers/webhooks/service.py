@@ -263,8 +263,11 @@ class WebhookWorker:
             due = await DeliveryWorkRepository(session).due_chains(
                 owned, now=now, fresh_before=now - FRESH_GRACE
             )
-        await self.trigger([DeliveryRef(d, s, w, k) for s, d, w, k in due])
-        return len(due)
+        # A chain whose lane holds entries gets to its head anyway: re-adding it would only feed the lanes
+        # redundant triggers (under a backlog, the sweep would add one per chain every round).
+        refs = [DeliveryRef(d, s, w, k) for s, d, w, k in due if not self.lanes.holds((s, f"{w}:{k}"))]
+        await self.trigger(refs)
+        return len(refs)
 
     # --- delivery ------------------------------------------------------------------------------------------
     async def _read(self) -> None:
