@@ -256,6 +256,28 @@ class Settings(BaseSettings):
     media_retention_check_seconds: float = Field(
         3600, gt=0, description="Worker: how often the media retention job runs (one worker at a time)."
     )
+    # Webhooks (app/webhooks, workers/webhooks)
+    webhooks_allow_private_networks: bool = Field(
+        False,
+        description="Webhooks: let webhook URLs reach loopback, private, link-local and metadata addresses "
+        "(refused by default, at creation and after DNS resolution at every delivery). For tests and for "
+        "operators whose receivers live on a private network.",
+    )
+    webhooks_connect_timeout_seconds: float = Field(
+        3, gt=0, description="Webhooks: connecting to a receiver (each attempt)."
+    )
+    webhooks_timeout_seconds: float = Field(
+        10, gt=0, description="Webhooks: a whole delivery attempt, answer included; a timeout is retried."
+    )
+    webhooks_max_per_receiver: int = Field(
+        8, ge=1, description="Webhooks: deliveries in flight at once to one receiver (host and port)."
+    )
+    webhooks_retry_window_seconds: float = Field(
+        24 * 3600,
+        gt=0,
+        description="Webhooks: a delivery is retried (exponential backoff with jitter) this long, then given "
+        "up; a webhook that failed for this long without a success is disabled.",
+    )
 
     # The simulator's network: pairing windows like WhatsApp's, shortened by tests.
     sim_redis_url: str | None = Field(

@@ -199,3 +199,39 @@ def phone_to_jid(phone: str) -> str:
 def jid_to_phone(jid: str) -> str:
     """`5491155550000:12@s.whatsapp.net` -> `+5491155550000`."""
     return "+" + jid.split("@", 1)[0].split(":", 1)[0]
+
+
+# --- Webhooks (app/webhooks, workers/webhooks) ----------------------------------------------------------------
+# `webhooks:store-<id>`: triggers of deliveries, taskiq messages for the task `webhooks.deliver` (kwargs
+# `delivery_id` and `chain`, "<webhook id>:<conversation id | store>"), read by the holder of
+# `lease:webhooks:store-<id>` in one lane per chain. PostgreSQL (`webhook_deliveries`) is the record: an entry
+# only says "look at this chain"; the relay re-adds what is due.
+WEBHOOKS_GROUP = "webhooks"
+WEBHOOK_TASK = "webhooks.deliver"
+
+
+def webhooks_stream(store_id: uuid.UUID | str) -> str:
+    return f"webhooks:store-{store_id}"
+
+
+def webhooks_lease_key(store_id: uuid.UUID | str) -> str:
+    return f"lease:webhooks:store-{store_id}"
+
+
+def webhook_entry(*, delivery_id: uuid.UUID, chain: str) -> dict[str, str]:
+    message = TaskiqMessage(
+        task_id=uuid.uuid4().hex,
+        task_name=WEBHOOK_TASK,
+        labels={},
+        labels_types=None,
+        args=[],
+        kwargs={"delivery_id": str(delivery_id), "chain": chain},
+    )
+    return {"data": message.model_dump_json()}
+
+
+def webhook_disabled_event(webhook_id: uuid.UUID | str, url: str, reason: str) -> str:
+    """On `store:<id>:events`: a webhook turned itself off after failing for its whole retry window."""
+    return json.dumps(
+        {"type": "webhook_disabled", "webhook_id": str(webhook_id), "url": url, "reason": reason}
+    )

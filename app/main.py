@@ -32,6 +32,7 @@ from app.stores.endpoints import router as stores_router
 from app.users.endpoints import router as users_router
 from app.web.endpoints import STATIC_DIR
 from app.web.endpoints import router as web_router
+from app.webhooks.endpoints import router as webhooks_router
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(orders_router)
     app.include_router(onboarding_links_router)
     app.include_router(onboarding_router)
+    app.include_router(webhooks_router)
     if settings.whatsapp_driver is WhatsAppDriver.simulator:
         # The simulator's controls would let anyone fake customers and phones: never on the real network.
         app.include_router(sim_router)

@@ -143,6 +143,7 @@ class InboundHandler:
                 chat_jid=conversation.chat_jid,
                 customer_name=conversation.customer_name,
                 received_at=inbound.wa_timestamp or inbound.created_at,
+                id=inbound.id,
             )
             reply = await bot.handle(context, config, state, message, tools)
             state = reply.state

@@ -14,10 +14,12 @@ from app.kit.ops import Readiness, ops_listener
 from app.kit.process import tune_garbage_collector
 from app.kit.redis import create_redis
 from workers.service import Worker
+from workers.webhooks.service import WebhookWorker
 
 
 async def serve(settings: Settings) -> None:
     database_url, redis_url = settings.require_urls()
+    settings = settings.with_dev_secret()  # webhook secrets (and the webhook bot's) are encrypted with it
     # Handlers beyond the pool wait for a connection: PostgreSQL serves a few dozen busy connections no faster
     # than twenty, and every replica's connections count against its max_connections (100 by default).
     engine = create_engine(
@@ -32,7 +34,10 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    worker = Worker(settings, create_sessionmaker(engine), redis, redis_url)
+    sessionmaker = create_sessionmaker(engine)
+    worker = Worker(settings, sessionmaker, redis, redis_url)
+    # Webhook deliveries run in the worker processes too, with their own per-store leases (workers/webhooks).
+    webhooks = WebhookWorker(settings, sessionmaker, redis, redis_url)
     metrics.register("worker")
     metrics.add_scrape_hook(
         metrics.StreamDepths(
@@ -50,7 +55,7 @@ async def serve(settings: Settings) -> None:
         async with ops_listener(readiness, host=settings.ops_host, port=settings.ops_port):
             stopping = asyncio.create_task(readiness.not_ready_after(stop))
             try:
-                await worker.run(stop)
+                await asyncio.gather(worker.run(stop), webhooks.run(stop))
             finally:
                 stopping.cancel()
     finally:

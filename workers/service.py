@@ -27,6 +27,7 @@ from app.kit.leases import Leases, fair_share
 from app.kit.loops import every, forever
 from app.kit.streams import StreamConsumer, StreamEntry
 from app.media.storage import create_storage
+from workers.bots.webhook import WebhookBot
 from workers.broker import store_broker
 from workers.handler import InboundHandler, InboundRef
 from workers.receiver import ChatLaneReceiver, write_dead_letter
@@ -53,6 +54,7 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        WebhookBot.configure(settings)  # the process's guard and key for the webhook bot
         self.redis = redis
         owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.leases = Leases(redis, ttl_seconds=settings.worker_lease_ttl_seconds, owner=owner)

@@ -146,9 +146,23 @@ class OrdersConfig(_Localized):
         return self
 
 
+# --- webhook ------------------------------------------------------------------------------------------------
+class WebhookBotConfig(_Config):
+    """The store's own backend answers: a signed (Standard Webhooks) POST per inbound message, answered with
+    `{"replies": [{"text": ...}], "state": {...}?, "handoff": false?}`."""
+
+    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)] = Field(
+        description="http or https; not a loopback, private, link-local or metadata address."
+    )
+    timeout_ms: int = Field(5000, ge=100, le=30000, description="How long to wait for the answer.")
+    # Written by the API (the signing secret, encrypted like webhook secrets); never accepted from clients.
+    secret_encrypted: str | None = None
+
+
 CONFIG_MODELS: dict[str, type[BaseModel]] = {
     "echo": EchoConfig,
     "menu": MenuConfig,
     "booking": BookingConfig,
     "orders": OrdersConfig,
+    "webhook": WebhookBotConfig,
 }

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.bots.schemas import BotRead, BotUpdate
 from app.bots.service import bot as bot_service
-from app.dependencies import SessionDep
+from app.config import Settings
+from app.dependencies import SessionDep, get_settings_dep
 from app.stores.auth import StoresRead, StoresWrite
 
 router = APIRouter(prefix="/v1/stores", tags=["bots"])
@@ -26,7 +27,13 @@ async def get_bot(store_id: str, auth: StoresRead, session: SessionDep) -> BotRe
     "like `body.config.services.0.duration_minutes`.",
     responses=_NOT_FOUND,
 )
-async def put_bot(store_id: str, body: BotUpdate, auth: StoresWrite, session: SessionDep) -> BotRead:
+async def put_bot(
+    store_id: str,
+    body: BotUpdate,
+    auth: StoresWrite,
+    session: SessionDep,
+    settings: Annotated[Settings, Depends(get_settings_dep)],
+) -> BotRead:
     return await bot_service.update(
-        session, tenant=auth.tenant, store_id=store_id, kind=body.kind, config=body.config
+        session, tenant=auth.tenant, store_id=store_id, kind=body.kind, config=body.config, settings=settings
     )

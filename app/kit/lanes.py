@@ -159,6 +159,10 @@ class Lanes(Generic[T]):
     def lanes(self) -> int:
         return len(self._lanes)
 
+    def holds(self, key: Key) -> bool:
+        """Whether the key's lane has items queued or running."""
+        return key in self._lanes
+
     # --- running -------------------------------------------------------------------------------------------
     async def _run_lane(self, key: Key, lane: _Lane[T]) -> None:
         # The lane's task has a context of its own: every line logged while it runs names the store and chat.

@@ -10,7 +10,7 @@ from app.models.order import Order, OrderCounter
 from app.models.store import DesiredState, Store, StoreStatus
 from app.models.tenant import ApiKey, Invite, Tenant, User, UserRole
 from app.models.upload import Upload
-from app.models.webhook import Webhook, WebhookDelivery
+from app.models.webhook import DeliveryStatus, Webhook, WebhookDelivery, WebhookDispatchPosition
 
 __all__ = [
     "ApiKey",
@@ -18,6 +18,7 @@ __all__ = [
     "Booking",
     "BookingStatus",
     "Conversation",
+    "DeliveryStatus",
     "DesiredState",
     "Direction",
     "Event",
@@ -37,4 +38,5 @@ __all__ = [
     "UserRole",
     "Webhook",
     "WebhookDelivery",
+    "WebhookDispatchPosition",
 ]

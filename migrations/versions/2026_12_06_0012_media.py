@@ -1,7 +1,7 @@
 """media: uploads, a per-tenant media retention, and the indexes of the media download sweep and retention job
 
 Revision ID: 0012
-Revises: 0011 (branch `send`, merged into `media`; written against 0009, the lead re-chains at merge)
+Revises: 0011
 Create Date: 2026-12-06
 
 A message's media lives in storage (local files or S3), described by its row's `media` JSON, whose `state` is

@@ -20,7 +20,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 
 from app.kit.db import AsyncSessionMaker
-from app.models import Conversation, Message, Store, Tenant
+from app.models import Conversation, Message, Store, Tenant, Webhook, WebhookDelivery
 from tests.support import ClientMaker, create_api_key, insert_user, login, post_store, signup
 
 # Routes anyone may call (everything else must answer 401 without credentials).
@@ -64,6 +64,15 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/auth/signup"): {"email": "x@example.com", "password": "12345678", "business_name": "x"},
     ("POST", "/v1/auth/login"): {"email": "x@example.com", "password": "12345678"},
     ("POST", "/v1/auth/password"): {"current_password": "12345678", "new_password": "123456789"},
+    ("POST", "/v1/stores/{store_id}/webhooks"): {
+        "url": "https://hooks.example.com/in",
+        "events": ["store.status"],
+    },
+    ("PATCH", "/v1/stores/{store_id}/webhooks/{webhook_id}"): {"url": "https://intrusa.example.com/x"},
+    ("POST", "/v1/stores/{store_id}/webhooks/{webhook_id}/replay"): {
+        "since": "2026-01-01T00:00:00Z",
+        "until": "2026-12-31T00:00:00Z",
+    },
 }
 
 
@@ -147,6 +156,30 @@ async def test_the_isolation_walk(
         session.add(message)
         await session.flush()
         message_id = str(message.id)
+        webhook = Webhook(
+            tenant_id=uuid.UUID(me["tenant"]["id"]),
+            store_id=chat.store_id,
+            url="https://a-secret-receiver.example.com/hook",
+            secret_encrypted="encrypted",
+            events=["message.received"],
+        )
+        session.add(webhook)
+        await session.flush()
+        delivery = WebhookDelivery(
+            webhook_id=webhook.id,
+            store_id=chat.store_id,
+            event_id=1,
+            event="message.received",
+            message_id="msg_a_secret",
+            order_key=conversation_id,
+            payload={"text": "un secreto de A"},
+            status="succeeded",
+            next_attempt_at=func.now(),
+            give_up_at=func.now(),
+        )
+        session.add(delivery)
+        await session.flush()
+        webhook_id, delivery_id = str(webhook.id), str(delivery.id)
     values = {
         "store_id": a1,
         "conversation_id": conversation_id,
@@ -155,6 +188,8 @@ async def test_the_isolation_walk(
         "invite_id": invite["id"],
         "link_id": link["id"],
         "token": GUESSED_TOKEN,
+        "webhook_id": webhook_id,
+        "delivery_id": delivery_id,
     }
     secrets_of_a = {
         a1,
@@ -168,6 +203,10 @@ async def test_the_isolation_walk(
         message_id,
         "A-secret-wa-id",
         "un secreto de A",
+        webhook_id,
+        delivery_id,
+        "a-secret-receiver.example.com",
+        "msg_a_secret",
     }
 
     viewer = make_client(
@@ -238,6 +277,11 @@ async def test_the_isolation_walk(
         chat_now = await session.get(Conversation, uuid.UUID(conversation_id))
         assert chat_now is not None and chat_now.bot_paused is False
         assert await session.scalar(select(func.count()).select_from(Message)) == 1  # nothing sent
+        webhook_now = await session.get(Webhook, uuid.UUID(webhook_id))
+        assert webhook_now is not None and webhook_now.url == "https://a-secret-receiver.example.com/hook"
+        assert webhook_now.enabled and webhook_now.secret_encrypted == "encrypted"
+        delivery_now = await session.get(WebhookDelivery, uuid.UUID(delivery_id))
+        assert delivery_now is not None and delivery_now.status == "succeeded"
     keys = (await client.get("/v1/api-keys")).json()["items"]
     assert {k["id"] for k in keys} == {a_key["id"], a2_key["id"]}
     assert [i["id"] for i in (await client.get("/v1/invites")).json()["items"]] == [invite["id"]]

@@ -28,6 +28,7 @@ class BotMessage:
     chat_jid: str
     customer_name: str | None
     received_at: datetime
+    id: uuid.UUID | None = None  # the inbound message's row (the webhook bot's `webhook-id` derives from it)
 
 
 @dataclass(frozen=True)

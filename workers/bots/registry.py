@@ -12,8 +12,11 @@ from workers.bots.booking import BookingBot
 from workers.bots.echo import EchoBot
 from workers.bots.menu import MenuBot
 from workers.bots.orders import OrdersBot
+from workers.bots.webhook import WebhookBot
 
-BOTS: dict[str, Bot] = {bot.kind: bot for bot in (EchoBot(), MenuBot(), BookingBot(), OrdersBot())}
+BOTS: dict[str, Bot] = {
+    bot.kind: bot for bot in (EchoBot(), MenuBot(), BookingBot(), OrdersBot(), WebhookBot())
+}
 
 
 class UnknownBotKind(LookupError):
