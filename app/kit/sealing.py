@@ -4,6 +4,10 @@ A changes-feed cursor holds a transaction id and a row id of the whole server's 
 two cursors a minute apart would tell a tenant how much every other tenant wrote meanwhile. Sealed (AES-GCM
 with a key derived from `MOSTRADOR_SECRET_KEY` and the token's purpose), a token reads as random bytes, and
 one changed, forged or made for another context (another store) does not open.
+
+Sealing is deterministic (a synthetic nonce: an HMAC of the context and payload, as in SIV modes), so one
+position always gives the same cursor and clients may compare cursors; equal tokens reveal only that their
+payloads are equal.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -22,11 +25,15 @@ _NONCE_BYTES = 12
 
 class Sealer:
     def __init__(self, secret_key: str, purpose: str) -> None:
-        key = hmac.new(secret_key.encode(), f"mostrador sealed tokens v1: {purpose}".encode(), hashlib.sha256)
-        self._aead = AESGCM(key.digest())
+        root = hmac.new(
+            secret_key.encode(), f"mostrador sealed tokens v1: {purpose}".encode(), hashlib.sha256
+        )
+        self._aead = AESGCM(hmac.new(root.digest(), b"encryption", hashlib.sha256).digest())
+        self._nonce_key = hmac.new(root.digest(), b"nonce", hashlib.sha256).digest()
 
     def seal(self, payload: bytes, *, context: bytes = b"") -> str:
-        nonce = os.urandom(_NONCE_BYTES)
+        tagged = len(context).to_bytes(4, "big") + context + payload
+        nonce = hmac.new(self._nonce_key, tagged, hashlib.sha256).digest()[:_NONCE_BYTES]
         sealed = nonce + self._aead.encrypt(nonce, payload, context)
         return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
 
