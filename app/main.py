@@ -16,6 +16,8 @@ from app.conversations.endpoints import router as conversations_router
 from app.health.endpoints import router as health_router
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
+from app.kit.nul import RejectNulMiddleware
+from app.kit.openapi import install_openapi
 from app.kit.redis import create_redis
 from app.messages.endpoints import router as messages_router
 from app.onboarding.endpoints import links_router as onboarding_links_router
@@ -60,6 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)  # the error shape, 400/401/403/404 on every route that can answer them
+    app.add_middleware(RejectNulMiddleware)  # PostgreSQL cannot store U+0000: refused in any input
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
