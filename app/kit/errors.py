@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 log = structlog.get_logger(__name__)
 
@@ -83,14 +83,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method of every route of this path. Starlette's own 405 names only the first route's: the
-    path's GET and POST are two routes, so a PUT was told `Allow: GET` alone."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= route.methods
-    return sorted(methods)
+    """Every method some route of this path takes. Starlette's own 405 names only the first route's: the
+    path's GET and POST are two routes, so a PUT was told `Allow: GET` alone. Asked of each route through
+    `matches()` (FastAPI nests included routers, so the routes' own method sets are not all in view)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

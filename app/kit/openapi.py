@@ -79,11 +79,27 @@ def complete_openapi(document: dict[str, Any]) -> None:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     _no_nul(document)
+    schemas[_ANY_NAME] = _ANY_SCHEMA
+
+
+# What an object takes besides its properties (they are ignored): any JSON value, but no NUL in its strings.
+_ANY_NAME = "AnyValue"
+_ANY_REF = {"$ref": f"#/components/schemas/{_ANY_NAME}"}
+_ANY_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value whose strings hold no NUL character.",
+    "anyOf": [
+        {"type": ["null", "boolean", "number"]},
+        {"type": "string", "pattern": NO_NUL_PATTERN},
+        {"type": "array", "items": _ANY_REF},
+        {"type": "object", "additionalProperties": _ANY_REF},
+    ],
+}
 
 
 def _no_nul(node: Any) -> None:
-    """Every free-form string (no pattern, format or enum of its own) declares that it holds no NUL: the API
-    refuses one anywhere (`app/kit/nul.py`)."""
+    """Every free-form string (no pattern, format or enum of its own) declares that it holds no NUL, and so
+    does every value an object takes besides its properties: the API refuses a NUL anywhere in a query string
+    or a JSON body (`app/kit/nul.py`)."""
     if isinstance(node, dict):
         if (
             node.get("type") == "string"
@@ -93,6 +109,8 @@ def _no_nul(node: Any) -> None:
             node["pattern"] = NO_NUL_PATTERN
         for value in node.values():
             _no_nul(value)
+        if node.get("type") == "object" and node.get("additionalProperties", True) is True:
+            node["additionalProperties"] = _ANY_REF
     elif isinstance(node, list):
         for value in node:
             _no_nul(value)
