@@ -19,6 +19,8 @@ from app.kit import metrics
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.errors import install_error_handlers
 from app.kit.http_metrics import RequestMetrics
+from app.kit.nul import RejectNulMiddleware
+from app.kit.openapi import install_openapi
 from app.kit.redis import create_redis
 from app.media.endpoints import router as media_router
 from app.messages.endpoints import router as messages_router
@@ -69,6 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     metrics.register("api")
     app.add_middleware(RequestMetrics)
+    install_openapi(app)  # the error shape, 400/401/403/404 on every route that can answer them
+    app.add_middleware(RejectNulMiddleware)  # PostgreSQL cannot store U+0000: refused in any input
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)

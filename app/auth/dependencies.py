@@ -15,8 +15,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Request, Security
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,17 +34,23 @@ from app.models import UserRole
 from app.stores.errors import StoreNotFound
 from app.users.repository import UserRepository
 
-# Declared for the OpenAPI document (the "Authorize" button); they do not raise, the Authenticator does.
+# The Authenticator takes them as `Security` dependencies, so that every authenticated route declares them in
+# the OpenAPI document (the "Authorize" button, and fuzzers' auth checks); they do not raise, it does.
 _bearer = HTTPBearer(auto_error=False, description="An access token from /v1/auth/login, or an API key.")
 _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="The web page's session cookie.")
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+SessionCookie = Annotated[str | None, Security(_cookie)]
 
 
-async def authenticate(request: Request, session: AsyncSession, settings: Settings) -> AuthSubject:
+async def authenticate(
+    session: AsyncSession,
+    settings: Settings,
+    authorization: HTTPAuthorizationCredentials | None,
+    cookie: str | None,
+) -> AuthSubject:
     secret = _secret(settings)
-    authorization = await _bearer(request)
     if authorization is not None:
         return await _from_bearer(session, settings, secret, authorization)
-    cookie = await _cookie(request)
     if cookie:
         return await _from_token(session, secret, cookie, kind=TokenKind.session)
     raise NotAuthenticated("credentials required: an `Authorization: Bearer` token or API key")
@@ -124,8 +131,15 @@ class Authenticator:
         # The route acts on the tenant as a whole (creates a store): refused to a store-limited key.
         self.tenant_wide = tenant_wide
 
-    async def __call__(self, request: Request, session: SessionDep, settings: SettingsDep) -> AuthSubject:
-        subject = await authenticate(request, session, settings)
+    async def __call__(
+        self,
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        authorization: BearerCredentials,
+        cookie: SessionCookie,
+    ) -> AuthSubject:
+        subject = await authenticate(session, settings, authorization, cookie)
         if (
             subject.by_cookie
             and request.method not in SAFE_METHODS

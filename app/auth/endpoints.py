@@ -21,7 +21,12 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Wrong email or password"}}
 
 
-@router.post("/signup", status_code=status.HTTP_201_CREATED, summary="Create a tenant and its owner")
+@router.post(
+    "/signup",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a tenant and its owner",
+    responses={409: {"description": "An account with this email already exists"}},
+)
 async def signup(body: SignupRequest, session: SessionDep, settings: SettingsDep) -> TokenRead:
     _, issued = await auth_service.signup(
         session, settings, email=body.email, password=body.password, business_name=body.business_name
@@ -148,7 +153,10 @@ async def oidc_login(request: Request, settings: SettingsDep) -> RedirectRespons
     "/oidc/callback",
     name="oidc_callback",
     summary="Where the provider sends the browser back: starts a cookie session",
-    responses={401: {"description": "The sign-in did not verify"}},
+    responses={
+        401: {"description": "The sign-in did not verify"},
+        404: {"description": "No provider is set up (MOSTRADOR_OIDC_*)"},
+    },
 )
 async def oidc_callback(
     request: Request,

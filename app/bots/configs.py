@@ -9,18 +9,33 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    JsonValue,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from app.kit.nul import NOT_BLANK
+from app.kit.types import JsonBool, JsonInt
 
 Language = Literal["es", "en"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_TIMEZONE = "America/Argentina/Buenos_Aires"
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), NOT_BLANK]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NOT_BLANK]
+HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+_HHMM = re.compile(HHMM_PATTERN)
 
 
 def _hhmm(value: str) -> str:
@@ -37,7 +52,10 @@ def _timezone(value: str) -> str:
     return value
 
 
-HourMinute = Annotated[str, AfterValidator(_hhmm)]
+# The names ZoneInfo knows here, listed in the document (when the system has a time zone database at all).
+_ZONE_NAMES: list[JsonValue] = [*sorted(available_timezones())]
+_TIMEZONES = Field(json_schema_extra={"enum": _ZONE_NAMES} if _ZONE_NAMES else None)
+HourMinute = Annotated[str, AfterValidator(_hhmm), Field(json_schema_extra={"pattern": HHMM_PATTERN})]
 
 
 class _Config(BaseModel):
@@ -55,11 +73,22 @@ class EchoConfig(_Config):
 
 # --- menu ---------------------------------------------------------------------------------------------------
 class MenuOption(_Config):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "description": "An option needs an answer, a submenu (options) or handoff.",
+            "anyOf": [
+                {"required": ["answer"], "properties": {"answer": {"type": "string"}}},
+                {"required": ["options"], "properties": {"options": {"minItems": 1}}},
+                {"required": ["handoff"], "properties": {"handoff": {"const": True}}},
+            ],
+        },
+    )
     title: Name = Field(description="Shown in the numbered list.")
     keywords: list[Name] = Field(default_factory=list, description="Words that choose it besides its number.")
     answer: Text | None = Field(None, description="Sent when the option is chosen.")
     options: list[MenuOption] = Field(default_factory=list, max_length=30, description="A submenu.")
-    handoff: bool = Field(False, description="Hand the chat to a person (the bot pauses for this chat).")
+    handoff: JsonBool = Field(False, description="Hand the chat to a person (the bot pauses for this chat).")
 
     @model_validator(mode="after")
     def _leads_somewhere(self) -> MenuOption:
@@ -79,7 +108,7 @@ class MenuConfig(_Localized):
 # --- booking ------------------------------------------------------------------------------------------------
 class BookableService(_Config):
     name: Name
-    duration_minutes: int = Field(ge=5, le=12 * 60)
+    duration_minutes: JsonInt = Field(ge=5, le=12 * 60)
 
 
 class OpeningRange(_Config):
@@ -87,6 +116,22 @@ class OpeningRange(_Config):
 
     start: HourMinute
     end: HourMinute
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # The pair form, documented too; that end comes after start no schema can say (the description does).
+        pair = {
+            "type": "array",
+            "items": {"type": "string", "pattern": HHMM_PATTERN},
+            "minItems": 2,
+            "maxItems": 2,
+        }
+        return {
+            "anyOf": [handler(schema), pair],
+            "description": "From start to end (after start), the same day.",
+        }
 
     @model_validator(mode="before")
     @classmethod
@@ -107,9 +152,9 @@ class BookingConfig(_Localized):
     opening_hours: dict[Weekday, list[OpeningRange]] = Field(
         description='Per weekday, e.g. {"mon": [["09:00", "13:00"], ["16:00", "20:00"]]}; missing days are closed.'
     )
-    slot_minutes: int = Field(30, ge=5, le=12 * 60, description="Bookings start every this many minutes.")
-    timezone: Annotated[str, AfterValidator(_timezone)] = DEFAULT_TIMEZONE
-    days_ahead: int = Field(7, ge=1, le=60, description="How many open days to offer.")
+    slot_minutes: JsonInt = Field(30, ge=5, le=12 * 60, description="Bookings start every this many minutes.")
+    timezone: Annotated[str, AfterValidator(_timezone), _TIMEZONES] = DEFAULT_TIMEZONE
+    days_ahead: JsonInt = Field(7, ge=1, le=60, description="How many open days to offer.")
     greeting: Text | None = None
 
     @model_validator(mode="after")
@@ -122,18 +167,31 @@ class BookingConfig(_Localized):
 
 # --- orders -------------------------------------------------------------------------------------------------
 class CatalogItem(_Config):
-    id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), NOT_BLANK]
     name: Name
-    price_cents: int = Field(ge=0)
+    price_cents: JsonInt = Field(ge=0)
     category: Name | None = None
 
 
 class OrdersConfig(_Localized):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "description": "Delivery, pickup or both (not neither); catalog ids unique, case aside.",
+            # Each alternative holds when its field is absent (default true) or true.
+            "anyOf": [
+                {"properties": {"delivery_enabled": {"const": True}}},
+                {"properties": {"pickup_enabled": {"const": True}}},
+            ],
+        },
+    )
     catalog: list[CatalogItem] = Field(min_length=1, max_length=200)
-    currency: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5)] = "$"
-    delivery_enabled: bool = True
-    delivery_fee_cents: int = Field(0, ge=0)
-    pickup_enabled: bool = True
+    currency: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5), NOT_BLANK
+    ] = "$"
+    delivery_enabled: JsonBool = True
+    delivery_fee_cents: JsonInt = Field(0, ge=0)
+    pickup_enabled: JsonBool = True
     greeting: Text | None = None
 
     @model_validator(mode="after")
@@ -147,14 +205,17 @@ class OrdersConfig(_Localized):
 
 
 # --- webhook ------------------------------------------------------------------------------------------------
-class WebhookBotConfig(_Config):
+class WebhookBotSettings(_Config):
     """The store's own backend answers: a signed (Standard Webhooks) POST per inbound message, answered with
-    `{"replies": [{"text": ...}], "state": {...}?, "handoff": false?}`."""
+    `{"replies": [{"text": ...}], "state": {...}?, "handoff": false?}`. What a client sends."""
 
     url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)] = Field(
         description="http or https; not a loopback, private, link-local or metadata address."
     )
     timeout_ms: int = Field(5000, ge=100, le=30000, description="How long to wait for the answer.")
+
+
+class WebhookBotConfig(WebhookBotSettings):
     # Written by the API (the signing secret, encrypted like webhook secrets); never accepted from clients.
     secret_encrypted: str | None = None
 

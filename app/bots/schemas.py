@@ -1,9 +1,20 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    Field,
+    GetJsonSchemaHandler,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    model_serializer,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from app.bots.configs import BookingConfig, EchoConfig, MenuConfig, OrdersConfig, WebhookBotSettings
 
 
 class BotKind(StrEnum):
@@ -27,6 +38,44 @@ _CONFIG_DESCRIPTION = (
 class BotUpdate(BaseModel):
     kind: BotKind = Field(description="Which bot answers the store's customers.")
     config: dict[str, Any] = Field(default_factory=dict, description=_CONFIG_DESCRIPTION)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # The config is checked after the body, against the model its kind selects (so that errors are named
+        # `body.config.<field>`); the document says the same thing as one schema per kind.
+        return handler(_DOCUMENTED_BODY.core_schema)
+
+
+class EchoBot(BaseModel):
+    kind: Literal["echo"]
+    config: EchoConfig = Field(default_factory=EchoConfig)
+
+
+class MenuBot(BaseModel):
+    kind: Literal["menu"]
+    config: MenuConfig
+
+
+class BookingBot(BaseModel):
+    kind: Literal["booking"]
+    config: BookingConfig
+
+
+class OrdersBot(BaseModel):
+    kind: Literal["orders"]
+    config: OrdersConfig
+
+
+class WebhookBot(BaseModel):
+    kind: Literal["webhook"]
+    config: WebhookBotSettings
+
+
+_DOCUMENTED_BODY: TypeAdapter[Any] = TypeAdapter(
+    Annotated[EchoBot | MenuBot | BookingBot | OrdersBot | WebhookBot, Field(discriminator="kind")]
+)
 
 
 class BotRead(BaseModel):

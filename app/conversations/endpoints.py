@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 from app.conversations.schemas import ConversationPage, ConversationRead, ConversationUpdate
 from app.conversations.service import conversation as conversation_service
 from app.dependencies import SessionDep
+from app.kit.pagination import CURSOR_PATTERN
 from app.stores.auth import MessagesRead, StoresWrite
 
 router = APIRouter(prefix="/v1/stores", tags=["conversations"])
@@ -33,7 +34,7 @@ async def list_conversations(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None,
-        Query(description="`next_cursor` of the previous page (opaque).", pattern=r"^[A-Za-z0-9_-]{1,512}$"),
+        Query(description="`next_cursor` of the previous page (opaque).", pattern=CURSOR_PATTERN),
     ] = None,
 ) -> ConversationPage:
     return await conversation_service.list_conversations(

@@ -5,11 +5,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.kit.types import JsonBool
+
 
 class ConversationUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    bot_paused: bool = Field(
+    bot_paused: JsonBool = Field(
         description="true: a person takes the chat over and the bot stays quiet; false: the bot answers again "
         "from the customer's next message."
     )

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.kit.http_metrics import route_template
 
@@ -76,11 +77,27 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     details = None if isinstance(exc.detail, str) else exc.detail
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return JSONResponse(
-        error_body(_code_for(exc.status_code), message, details),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        error_body(_code_for(exc.status_code), message, details), status_code=exc.status_code, headers=headers
     )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path takes. Starlette's own 405 names only the first route's: the
+    path's GET and POST are two routes, so a PUT was told `Allow: GET` alone. Asked of each route through
+    `matches()` (FastAPI nests included routers, so the routes' own method sets are not all in view)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

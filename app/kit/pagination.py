@@ -25,6 +25,9 @@ from app.kit.errors import MostradorError
 RowT = TypeVar("RowT")
 Ts = TypeVarTuple("Ts")
 CursorValue = int | str | datetime | uuid.UUID
+# What every `cursor` parameter declares: cursors are unpadded URL-safe base64 (`encode_cursor`). Opaque all
+# the same: only a `next_cursor` the endpoint returned is a cursor, any other string of this shape is a 422.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,512}$"
 
 
 class InvalidCursor(MostradorError):

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from app.dependencies import RedisDep, SessionDep, StateDep
+from app.kit.pagination import CURSOR_PATTERN
 from app.messages.chats import CHAT_PATTERN, chat_jid
 from app.messages.repository import MessageFilters
 from app.messages.schemas import MessageDetail, MessagePage, StoreStats
@@ -23,16 +26,23 @@ _PAGE_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "A cursor that this endpoint did not return, or a malformed parameter."},
 }
 Limit = Annotated[int, Query(ge=1, le=200)]
-# The helper's cursors are unpadded URL-safe base64; the pattern says so, so a fuzzer does not send spaces.
 Cursor = Annotated[
     str | None,
-    Query(
-        description="`next_cursor` of the previous page (opaque).",
-        pattern=r"^[A-Za-z0-9_-]{1,512}$",
-    ),
+    Query(description="`next_cursor` of the previous page (opaque).", pattern=CURSOR_PATTERN),
 ]
-Since = Annotated[datetime | None, Query(description="From this moment on (inclusive); naive means UTC.")]
-Until = Annotated[datetime | None, Query(description="Up to this moment (exclusive); naive means UTC.")]
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would read `since=0.5` as a Unix time; the document promises an ISO 8601 date-time.
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("expected an ISO 8601 date and time, like 2026-12-06T10:00:00Z")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_iso_only)]
+Since = Annotated[Moment | None, Query(description="From this moment on (inclusive); naive means UTC.")]
+Until = Annotated[Moment | None, Query(description="Up to this moment (exclusive); naive means UTC.")]
 
 
 def _aware(moment: datetime | None) -> datetime | None:

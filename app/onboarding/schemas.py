@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from app.contracts import StatusReasonCode, status_reason_code
+from app.kit.types import JsonInt
 from app.models import StoreStatus
 
 DEFAULT_TTL_SECONDS = 24 * 3600
@@ -13,7 +14,7 @@ MAX_TTL_SECONDS = 7 * 24 * 3600
 
 
 class OnboardingLinkCreate(BaseModel):
-    expires_in: int = Field(
+    expires_in: JsonInt = Field(
         DEFAULT_TTL_SECONDS,
         ge=60,
         le=MAX_TTL_SECONDS,

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from app.dependencies import SessionDep
+from app.kit.pagination import CURSOR_PATTERN
 from app.orders.schemas import BookingPage, OrderPage
 from app.orders.service import order as order_service
 from app.stores.auth import StoresRead
@@ -13,7 +14,9 @@ router = APIRouter(prefix="/v1/stores")
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such store for this tenant"}}
 Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+Cursor = Annotated[
+    str | None, Query(description="`next_cursor` of the previous page (opaque).", pattern=CURSOR_PATTERN)
+]
 
 
 @router.get(

@@ -1,21 +1,28 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from app.contracts import phone_to_jid
-from app.stores.schemas import PhoneNumber, normalize_phone
+from app.stores.schemas import PHONE_PATTERN, PhoneNumber, normalize_phone
+
+JID_PATTERN = r"^[0-9A-Za-z._:-]{1,80}@[a-z.]{1,40}$"
+_JID = re.compile(JID_PATTERN)
 
 
 def normalize_chat(value: str) -> str:
     """A chat given as a JID is kept; a phone number becomes its JID."""
-    value = value.strip()
-    return value if "@" in value else phone_to_jid(normalize_phone(value))
+    return value if _JID.search(value) else phone_to_jid(normalize_phone(value))
 
 
-ChatJid = Annotated[str, AfterValidator(normalize_chat)]
+ChatJid = Annotated[
+    str,
+    AfterValidator(normalize_chat),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": p} for p in (PHONE_PATTERN, JID_PATTERN)]}),
+]
 
 
 class ScanRequest(BaseModel):

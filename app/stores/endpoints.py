@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.dependencies import RedisDep, SessionDep
+from app.kit.pagination import CURSOR_PATTERN
 from app.stores.auth import StoresCreate, StoresRead, StoresWrite
 from app.stores.schemas import (
     PairingCodeRead,
@@ -40,7 +41,9 @@ async def list_stores(
     auth: StoresRead,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page (opaque).", pattern=CURSOR_PATTERN)
+    ] = None,
 ) -> StorePage:
     stores, next_cursor = await store_service.list_page(
         session, tenant=auth.tenant, limit=limit, cursor=cursor, only_store=auth.store_id

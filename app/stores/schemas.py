@@ -6,29 +6,44 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, computed_field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    computed_field,
+)
 
 from app.contracts import StatusReasonCode, status_reason_code
+from app.kit.nul import NOT_BLANK
 from app.models import DesiredState, StoreStatus
 from app.stores.settings import StoreSettingsUpdate
 
-_PHONE_SHAPE = re.compile(r"^\+?[0-9][0-9 \-]*$")
+# Optional +, 8 to 15 digits, spaces and dashes allowed. The OpenAPI document's pattern and the check are this
+# one regex, searched the same way (Python's `re`, like JSON Schema validators), so that the document accepts
+# exactly what the API accepts.
+PHONE_PATTERN = r"^ *\+?[0-9](?:[ -]*[0-9]){7,14}[ -]*$"
+_PHONE = re.compile(PHONE_PATTERN)
 
 
 def normalize_phone(value: str) -> str:
-    """`+54 9 11 5555-0000` -> `+5491155550000`: optional +, 8-15 digits, spaces and dashes allowed."""
-    value = value.strip()
-    digits = re.sub(r"[^0-9]", "", value)
-    if not _PHONE_SHAPE.match(value) or not 8 <= len(digits) <= 15:
+    """`+54 9 11 5555-0000` -> `+5491155550000`."""
+    if not _PHONE.search(value):
         raise ValueError(
             "expected a phone number in international format, like +5491155550000 "
             "(optional +, 8 to 15 digits, spaces and dashes allowed)"
         )
-    return "+" + digits
+    return "+" + re.sub(r"[^0-9]", "", value)
 
 
-PhoneNumber = Annotated[str, AfterValidator(normalize_phone)]
-StoreName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+PhoneNumber = Annotated[
+    str,
+    AfterValidator(normalize_phone),
+    WithJsonSchema({"type": "string", "pattern": PHONE_PATTERN, "examples": ["+5491155550000"]}),
+]
+StoreName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NOT_BLANK]
 
 
 class StoreCreate(BaseModel):

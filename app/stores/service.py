@@ -224,6 +224,17 @@ class StoreService:
                 f"the store is already connected as {store.phone_number}; "
                 f"POST /v1/stores/{store.id}/logout first to link another number"
             )
+        if (
+            store.pairing_phone == phone
+            and store.desired_state == DesiredState.linked
+            and not _retry_values(store)
+        ):
+            # The same number again (a retry, a double click): the session manager asks WhatsApp only when the
+            # number changes, so the code it got for this number is the answer while it lasts.
+            raw = await redis.get(store_pairing_code_key(store.id))
+            if raw is not None:
+                payload = parse_event(raw)
+                return PairingCodeRead(code=payload["code"], expires_at=payload["expires_at"])
         # A code left from an earlier request must not be mistaken for the answer to this one.
         await redis.delete(store_pairing_code_key(store.id))
         store = await StoreRepository.for_tenant(session, tenant.id).update(

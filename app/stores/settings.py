@@ -3,21 +3,25 @@ processes with `from_store_settings`, which falls back to the defaults on an old
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from app.kit.types import json_integer
 
 
 class HandoffSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    auto_resume_minutes: int | None = Field(
-        None,
-        ge=1,
-        le=7 * 24 * 60,
-        description="After a handoff to a person, the bot answers the chat again once this many minutes went "
-        "by without a human reply. Null (the default): the chat stays with the person until resumed by "
-        "`PATCH /v1/stores/{store_id}/conversations/{conversation_id}`.",
+    # The bounds inside the union and under the validator: else they reach the document as bare `ge`/`le`,
+    # which JSON Schema ignores.
+    auto_resume_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60), BeforeValidator(json_integer)] | None = (
+        Field(
+            None,
+            description="After a handoff to a person, the bot answers the chat again once this many minutes went "
+            "by without a human reply. Null (the default): the chat stays with the person until resumed by "
+            "`PATCH /v1/stores/{store_id}/conversations/{conversation_id}`.",
+        )
     )
 
     @classmethod

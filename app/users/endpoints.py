@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request, status
@@ -61,13 +62,14 @@ async def list_invites(subject: MembersWrite, session: SessionDep) -> InviteList
 
 
 @router.delete(
-    "/invites/{invite_id}",
+    # Only a UUID routes here: else `/invites/accept` matched this route too, and a 405 on it named DELETE.
+    "/invites/{invite_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke an invite",
     responses=_NOT_FOUND,
 )
-async def revoke_invite(invite_id: str, subject: MembersWrite, session: SessionDep) -> None:
-    await user_service.revoke_invite(session, subject=subject, invite_id=invite_id)
+async def revoke_invite(invite_id: uuid.UUID, subject: MembersWrite, session: SessionDep) -> None:
+    await user_service.revoke_invite(session, subject=subject, invite_id=str(invite_id))
 
 
 @router.post(

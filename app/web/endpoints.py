@@ -65,7 +65,7 @@ async def store_page(
     if not _signed_in(request):
         return RedirectResponse("/", status_code=303)
     try:
-        auth = await authenticate(request, session, settings)
+        auth = await authenticate(session, settings, None, request.cookies.get(SESSION_COOKIE))
     except NotAuthenticated:  # an expired or revoked session: log in again
         return RedirectResponse("/", status_code=303)
     chart = None

@@ -103,6 +103,29 @@ async def test_pairing_by_phone_number_while_a_qr_is_showing(
     assert store.phone_number == "+5491144440000" and store.pairing_phone is None
 
 
+async def test_asking_again_for_the_same_number_answers_the_same_code_at_once(
+    manager: SessionManager, sse_client: AsyncClient, sessionmaker: AsyncSessionMaker
+) -> None:
+    # A retry or a double click: the session manager asks WhatsApp only when the number changes, so the second
+    # request used to wait its 15 s for nothing and answer 504 (found by tests/api/test_schemathesis.py).
+    store_id = (await sse_client.post("/v1/stores", json={"name": "Panadería"})).json()["id"]
+    await sse_client.post(f"/v1/stores/{store_id}/link")
+    await wait_status(sessionmaker, store_id, "linking")
+    path = f"/v1/stores/{store_id}/pairing-code"
+
+    first = await sse_client.post(path, json={"phone": "+5491144440000"})
+    assert first.status_code == 200, first.text
+    async with asyncio.timeout(3):  # the wait for a new code is 15 s
+        again = await sse_client.post(path, json={"phone": "+54 9 11 4444-0000"})
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+
+    # Another number is another code.
+    other = await sse_client.post(path, json={"phone": "+5491133330000"})
+    assert other.status_code == 200, other.text
+    assert other.json()["code"] != first.json()["code"]
+
+
 async def test_logout_through_the_api(
     manager: SessionManager, sse_client: AsyncClient, sessionmaker: AsyncSessionMaker
 ) -> None:
