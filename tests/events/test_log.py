@@ -10,6 +10,7 @@ from sqlalchemy import text, update
 from app.events.repository import START, committed_after, history, position_of
 from app.kit.db import AsyncSessionMaker
 from app.models import Conversation, Message, Store
+from tests.events.helpers import settled
 from tests.messages.helpers import PHONE_CHAT, add_conversation, add_message
 from tests.support import insert_other_tenant_store
 
@@ -31,6 +32,7 @@ async def test_every_change_is_logged_in_its_own_transaction(sessionmaker: Async
         await session.execute(update(Message).where(Message.id == message_id).values(status="sent"))
         await session.rollback()
 
+    await settled(sessionmaker)
     async with sessionmaker() as session:
         events = await committed_after(session, [store_id])
         steps = [(e.kind, e.status, e.error) for e in events]
@@ -70,6 +72,7 @@ async def test_a_transaction_still_running_holds_back_everything_after_it(
         async with sessionmaker() as reader:
             assert await committed_after(reader, [store_id]) == []
         await slow.commit()
+    await settled(sessionmaker)
     async with sessionmaker() as reader:
         first = await committed_after(reader, [store_id], limit=1)
         rest = await committed_after(reader, [store_id], position_of(first[0]))
@@ -100,6 +103,7 @@ async def test_a_resuming_reader_sees_every_event_once_under_concurrent_writers(
             position = position_of(page[-1])
             seen.extend(e.message_id for e in page if e.message_id is not None)
         elif writers.done():
+            await settled(sessionmaker)
             async with sessionmaker() as session:
                 if not await committed_after(session, [store_id], position):
                     break
