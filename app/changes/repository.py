@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, select, true, tuple_
+from sqlalchemy import Select, and_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from app.events.repository import HORIZON, EventPosition
+from app.events.repository import EventPosition, page_after_parts
 from app.messages.repository import SHOWN_JID
 from app.models import Conversation, Event, Message, Store
 
@@ -35,23 +34,10 @@ class ChangesRepository:
         """`app/events/repository.page_after_statement`'s page (same order, same horizon read in the same statement),
         joined to each event's message and its chat: (horizon, event, message, shown JID) rows, one row of
         nulls but the horizon when the page is empty."""
-        bound = select(HORIZON.label("horizon")).cte("bound")
-        rows = (
-            select(Event)
-            .join(Store, Store.id == Event.store_id)
-            .where(
-                Store.tenant_id == self.tenant_id,
-                Event.store_id == store_id,
-                tuple_(Event.xid, Event.id) > tuple_(after.xid, after.id),
-                Event.xid < bound.c.horizon,
-            )
-            .order_by(Event.xid, Event.id)
-            .limit(limit)
+        tenant_stores = select(Store.id).where(Store.tenant_id == self.tenant_id)
+        bound, page, event = page_after_parts(
+            store_id, after, limit=limit, kinds=kinds, scope=Event.store_id.in_(tenant_stores)
         )
-        if kinds is not None:
-            rows = rows.where(Event.kind.in_(kinds))
-        page = rows.subquery().lateral("page")
-        event = aliased(Event, page)
         return (
             select(bound.c.horizon, event, Message, SHOWN_JID)
             .select_from(bound)

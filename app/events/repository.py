@@ -19,9 +19,21 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, ColumnClause, Select, literal_column, select, text, true, tuple_
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    ColumnClause,
+    ColumnElement,
+    Select,
+    literal_column,
+    select,
+    text,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from app.models import Event
 
@@ -68,15 +80,17 @@ async def committed_after(
     return list((await session.scalars(statement)).all())
 
 
-def page_after_statement(
-    store_id: uuid.UUID, after: EventPosition, *, limit: int, kinds: Sequence[str] | None
-) -> Select[int, Event]:
-    """`committed_after` for one store, with the horizon that bounds it read in the same statement (one
-    snapshot): (horizon, event) rows, one row with a null event when the page is empty. Every event of the
-    store after `after` and below that horizon is on the page when the page is not full, so a reader may then
-    resume from (horizon, 0): a later statement's horizon could be higher and cover rows this one did not see,
-    which is why it is not asked separately. The changes feed joins this page to its messages
-    (`app/changes/repository.py`). Callers must have checked that the store belongs to whoever asks."""
+def page_after_parts(
+    store_id: uuid.UUID,
+    after: EventPosition,
+    *,
+    limit: int,
+    kinds: Sequence[str] | None,
+    scope: ColumnElement[bool] | None = None,
+) -> tuple[CTE, LateralFromClause, type[Event]]:
+    """The pieces of `page_after_statement` (the horizon's CTE, the lateral page and the event alias), for a
+    reader that joins more to the page (`app/changes/repository.py`); `scope` adds a condition on the events
+    (the asking tenant's stores)."""
     bound = select(HORIZON.label("horizon")).cte("bound")
     rows = (
         select(Event)
@@ -88,10 +102,23 @@ def page_after_statement(
         .order_by(Event.xid, Event.id)
         .limit(limit)
     )
+    if scope is not None:
+        rows = rows.where(scope)
     if kinds is not None:
         rows = rows.where(Event.kind.in_(kinds))
     page = rows.subquery().lateral("page")
-    event = aliased(Event, page)
+    return bound, page, aliased(Event, page)
+
+
+def page_after_statement(
+    store_id: uuid.UUID, after: EventPosition, *, limit: int, kinds: Sequence[str] | None
+) -> Select[int, Event]:
+    """`committed_after` for one store, with the horizon that bounds it read in the same statement (one
+    snapshot): (horizon, event) rows, one row with a null event when the page is empty. Every event of the
+    store after `after` and below that horizon is on the page when the page is not full, so a reader may then
+    resume from (horizon, 0): a later statement's horizon could be higher and cover rows this one did not see,
+    which is why it is not asked separately. Callers must have checked that the store belongs to whoever asks."""
+    bound, page, event = page_after_parts(store_id, after, limit=limit, kinds=kinds)
     return select(bound.c.horizon, event).select_from(bound).outerjoin(page, true())
 
 
