@@ -18,7 +18,7 @@ class Scope(StrEnum):
     messages_send = "messages:send"  # send messages (and, on the simulator, make customers send them)
     api_keys_read = "api_keys:read"
     api_keys_write = "api_keys:write"
-    members_write = "members:write"  # invite users into the tenant
+    members_write = "members:write"  # invite users into the tenant, change their roles, remove them
 
 
 KEY_SCOPES = frozenset({Scope.stores_read, Scope.stores_write, Scope.messages_read, Scope.messages_send})

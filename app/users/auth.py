@@ -13,3 +13,5 @@ CurrentUser = Annotated[AuthSubject, Depends(Authenticator(users_only=True))]
 MembersWrite = Annotated[
     AuthSubject, Depends(Authenticator(required_scopes={Scope.members_write}, users_only=True))
 ]
+# The member list: every signed-in user of the tenant may see who else is in it (a viewer too); no API key.
+MembersRead = CurrentUser

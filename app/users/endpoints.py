@@ -1,21 +1,25 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from app.auth.schemas import TokenRead
 from app.auth.service import auth as auth_service
 from app.auth.tokens import TokenKind
 from app.dependencies import SessionDep, SettingsDep
-from app.users.auth import CurrentUser, MembersWrite
+from app.kit.pagination import CURSOR_PATTERN
+from app.users.auth import CurrentUser, MembersRead, MembersWrite
 from app.users.schemas import (
     InviteAccept,
     InviteCreate,
     InviteCreated,
     InviteList,
     InviteRead,
+    MemberPage,
+    MemberRead,
+    MemberUpdate,
     MeRead,
     TenantRead,
 )
@@ -36,6 +40,52 @@ async def me(subject: CurrentUser) -> MeRead:
         scopes=sorted(str(s) for s in subject.scopes),
         tenant=TenantRead.model_validate(subject.tenant),
     )
+
+
+_MEMBER_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such user in this tenant"}}
+_MEMBER_RULES: dict[int | str, dict[str, Any]] = {
+    **_MEMBER_NOT_FOUND,
+    403: {"description": "A missing scope, or an admin acting on an owner (only an owner may)"},
+    409: {"description": "The tenant's last owner, or the caller's own membership"},
+}
+
+
+@router.get("/users", summary="The tenant's members, in the order they joined")
+async def list_members(
+    subject: MembersRead,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page (opaque).", pattern=CURSOR_PATTERN)
+    ] = None,
+) -> MemberPage:
+    members, next_cursor = await user_service.list_members(
+        session, subject=subject, limit=limit, cursor=cursor
+    )
+    return MemberPage(items=[MemberRead.model_validate(m) for m in members], next_cursor=next_cursor)
+
+
+@router.patch(
+    # Only a UUID routes here, so `/users/me` is never taken for an id.
+    "/users/{user_id:uuid}",
+    summary="Change a member's role (a demoted member's sessions end)",
+    responses=_MEMBER_RULES,
+)
+async def change_member_role(
+    user_id: uuid.UUID, body: MemberUpdate, subject: MembersWrite, session: SessionDep
+) -> MemberRead:
+    member = await user_service.change_role(session, subject=subject, user_id=user_id, role=body.role)
+    return MemberRead.model_validate(member)
+
+
+@router.delete(
+    "/users/{user_id:uuid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a member from the tenant (their sessions end at once)",
+    responses=_MEMBER_RULES,
+)
+async def remove_member(user_id: uuid.UUID, subject: MembersWrite, session: SessionDep) -> None:
+    await user_service.remove_member(session, subject=subject, user_id=user_id)
 
 
 @router.post(

@@ -52,3 +52,25 @@ class InviteList(BaseModel):
 class InviteAccept(BaseModel):
     token: str = Field(max_length=200)
     password: Password = Field(description="At least 8 characters.")
+
+
+class MemberRead(BaseModel):
+    """A user of the tenant. (Last sign-in is not recorded, so it is not shown.)"""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    role: UserRole
+    created_at: datetime = Field(description="When the user joined (signed up or accepted an invite).")
+
+
+class MemberPage(BaseModel):
+    items: list[MemberRead]
+    next_cursor: str | None = Field(description="Pass as `?cursor=` for the next page; null on the last one.")
+
+
+class MemberUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: UserRole = Field(description="`owner`, `admin` or `viewer`. Only an owner may make an owner.")

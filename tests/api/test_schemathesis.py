@@ -151,6 +151,12 @@ def _objects(base: str) -> dict[str, str]:
         # A second user, whose tokens the logout cases end (a logout ends every token of its user).
         leaver = _ok(http.post("/v1/invites", json={"email": f"leaver-{email}", "role": "admin"}))
         _ok(http.post("/v1/invites/accept", json={"token": leaver["token"], "password": PASSWORD}))
+        # A third user, whose role the fuzzer may change and whom it may remove (never the owner or the leaver).
+        member = _ok(http.post("/v1/invites", json={"email": f"member-{email}", "role": "viewer"}))
+        _ok(http.post("/v1/invites/accept", json={"token": member["token"], "password": PASSWORD}))
+        member_id = next(
+            m["id"] for m in _ok(http.get("/v1/users"))["items"] if m["email"] == f"member-{email}"
+        )
     return {
         "MOSTRADOR_FUZZ_LEAVER_EMAIL": f"leaver-{email}",
         "MOSTRADOR_FUZZ_PASSWORD": PASSWORD,
@@ -160,6 +166,7 @@ def _objects(base: str) -> dict[str, str]:
         "MOSTRADOR_FUZZ_CONVERSATION_ID": str(conversation["id"]),
         "MOSTRADOR_FUZZ_API_KEY_ID": str(api_key["id"]),
         "MOSTRADOR_FUZZ_INVITE_ID": str(invite["id"]),
+        "MOSTRADOR_FUZZ_USER_ID": str(member_id),
         "MOSTRADOR_FUZZ_LINK_ID": str(link["id"]),
         "MOSTRADOR_FUZZ_ONBOARDING_TOKEN": onboarding["url"].rstrip("/").rsplit("/", 1)[-1],
     }

@@ -51,6 +51,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/sim/stores/{store_id}/fault"): {"kind": "disconnect"},
     ("POST", "/v1/api-keys"): {"name": "intrusa"},
     ("POST", "/v1/invites"): {"email": "intrusa@example.com", "role": "admin"},
+    # An attempt to demote A's owner (checked at the end).
+    ("PATCH", "/v1/users/{user_id}"): {"role": "viewer"},
     ("POST", "/v1/stores/{store_id}/onboarding-links"): {"expires_in": 3600},
     # The raw bytes of a file are the body; the walk's JSON body is refused (415) only after the auth.
     ("POST", "/v1/uploads"): {"not": "a file"},
@@ -190,6 +192,7 @@ async def test_the_isolation_walk(
         "token": GUESSED_TOKEN,
         "webhook_id": webhook_id,
         "delivery_id": delivery_id,
+        "user_id": me["id"],
     }
     secrets_of_a = {
         a1,
@@ -207,6 +210,7 @@ async def test_the_isolation_walk(
         delivery_id,
         "a-secret-receiver.example.com",
         "msg_a_secret",
+        me["id"],
     }
 
     viewer = make_client(
@@ -255,7 +259,7 @@ async def test_the_isolation_walk(
         if "store_id" in route.params:
             assert status == 404, (where, status, text)
             assert_not_found(text, where)
-        elif route.path.startswith(("/v1/api-keys", "/v1/invites")):  # users only
+        elif route.path.startswith(("/v1/api-keys", "/v1/invites", "/v1/users")):  # users only
             assert status == 403, (where, status, text)
         else:
             assert a1 not in text and a_key["prefix"] not in text, (where, text)
@@ -282,6 +286,8 @@ async def test_the_isolation_walk(
         assert webhook_now.enabled and webhook_now.secret_encrypted == "encrypted"
         delivery_now = await session.get(WebhookDelivery, uuid.UUID(delivery_id))
         assert delivery_now is not None and delivery_now.status == "succeeded"
+    members = (await client.get("/v1/users")).json()["items"]
+    assert [m["role"] for m in members] == ["owner", "viewer"] and members[0]["id"] == me["id"]
     keys = (await client.get("/v1/api-keys")).json()["items"]
     assert {k["id"] for k in keys} == {a_key["id"], a2_key["id"]}
     assert [i["id"] for i in (await client.get("/v1/invites")).json()["items"]] == [invite["id"]]

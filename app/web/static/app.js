@@ -174,6 +174,7 @@ async function initDashboard() {
   setInterval(refresh, 3000); // the badges follow the stores' status
   if (me.scopes.includes("api_keys:read")) initKeys();
   if (me.scopes.includes("members:write")) initTeam();
+  initMembers();
   const form = $("store-form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -258,6 +259,84 @@ async function initTeam() {
       if (!showFieldErrors(form, "invite", error)) $("invite-email-error").textContent = error.message;
     }
   });
+  render();
+}
+
+// Members: every member sees the list; owners and admins change roles and remove (not themselves; an admin
+// leaves owners alone). The API enforces the same rules; the page only offers what would be accepted.
+const ROLES = ["owner", "admin", "viewer"];
+
+function memberItem(member, render) {
+  const li = document.createElement("li");
+  const self = member.id === me.id;
+  const writable = me.scopes.includes("members:write") && !self;
+  const ownerRules = me.role === "owner" || (member.role !== "owner");
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = member.email + (self ? " " + T.member_you : "");
+  li.append(who);
+  if (!writable || !ownerRules) {
+    const role = document.createElement("span");
+    role.className = "role";
+    role.textContent = T["role_" + member.role] || member.role;
+    li.append(role);
+    return li;
+  }
+  const label = fmt("role_of", { email: member.email });
+  const select = document.createElement("select");
+  select.setAttribute("aria-label", label);
+  select.dataset.userId = member.id;
+  for (const role of ROLES) {
+    if (role === "owner" && me.role !== "owner") continue;
+    const option = document.createElement("option");
+    option.value = role;
+    option.textContent = T["role_" + role] || role;
+    option.selected = role === member.role;
+    select.append(option);
+  }
+  select.addEventListener("change", async () => {
+    $("members-error").textContent = "";
+    try {
+      await api("PATCH", "/v1/users/" + member.id, { role: select.value });
+    } catch (error) {
+      $("members-error").textContent = error.message;
+    }
+    render();
+  });
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "secondary";
+  remove.textContent = T.remove;
+  remove.setAttribute("aria-label", `${T.remove}: ${member.email}`);
+  remove.addEventListener("click", async () => {
+    if (!window.confirm(fmt("remove_confirm", { email: member.email }))) return;
+    $("members-error").textContent = "";
+    try {
+      await api("DELETE", "/v1/users/" + member.id);
+    } catch (error) {
+      $("members-error").textContent = error.message;
+    }
+    render();
+  });
+  const actions = document.createElement("span");
+  actions.className = "actions";
+  actions.append(select, remove);
+  li.append(actions);
+  return li;
+}
+
+async function initMembers() {
+  $("members-section").hidden = false;
+  const render = async () => {
+    const members = [];
+    let cursor = null;
+    do {
+      const page = await api("GET", "/v1/users?limit=100" + (cursor ? "&cursor=" + cursor : ""));
+      members.push(...page.items);
+      cursor = page.next_cursor;
+    } while (cursor);
+    $("members").replaceChildren(...members.map((member) => memberItem(member, render)));
+  };
   render();
 }
 
