@@ -93,21 +93,37 @@ class DeliveryWorkRepository:
             ],
         )
 
-    async def webhook_succeeded(self, webhook_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(Webhook)
-            .where(Webhook.id == webhook_id, Webhook.failing_since.is_not(None))
-            .values(failing_since=None)
+    async def webhooks_succeeded(self, webhook_ids: Sequence[uuid.UUID]) -> None:
+        """Clear the failing webhooks' `failing_since` (one statement; rows locked in id order)."""
+        if not webhook_ids:
+            return
+        locked = (
+            select(Webhook.id)
+            .where(Webhook.id.in_(sorted(webhook_ids)), Webhook.failing_since.is_not(None))
+            .order_by(Webhook.id)
+            .with_for_update()
         )
+        await self.session.execute(update(Webhook).where(Webhook.id.in_(locked)).values(failing_since=None))
 
-    async def webhook_failed(self, webhook_id: uuid.UUID, now: datetime) -> datetime | None:
-        """Note a failure; return since when the webhook has been failing without a success."""
-        await self.session.execute(
-            update(Webhook)
-            .where(Webhook.id == webhook_id, Webhook.failing_since.is_(None))
-            .values(failing_since=now)
+    async def webhooks_failed(
+        self, webhook_ids: Sequence[uuid.UUID], now: datetime
+    ) -> dict[uuid.UUID, datetime | None]:
+        """Note a failure of each; return since when each has been failing without a success (two statements
+        for all of them; rows locked in id order)."""
+        if not webhook_ids:
+            return {}
+        ids = sorted(webhook_ids)
+        locked = (
+            select(Webhook.id)
+            .where(Webhook.id.in_(ids), Webhook.failing_since.is_(None))
+            .order_by(Webhook.id)
+            .with_for_update()
         )
-        return await self.session.scalar(select(Webhook.failing_since).where(Webhook.id == webhook_id))
+        await self.session.execute(update(Webhook).where(Webhook.id.in_(locked)).values(failing_since=now))
+        rows = await self.session.execute(
+            select(Webhook.id, Webhook.failing_since).where(Webhook.id.in_(ids))
+        )
+        return {row[0]: row[1] for row in rows}
 
     async def disable(self, webhook_id: uuid.UUID, reason: str, now: datetime) -> bool:
         """Turn the webhook off and give its pending deliveries up (a replay sends them again)."""

@@ -381,10 +381,10 @@ class WebhookWorker:
             await repository.record([(delivery, outcome) for _, delivery, outcome in items], now=now)
             healthy = {w.id for w, _, o in items if o.status == DeliveryStatus.succeeded and w.failing_since}
             failing = {w.id: o.error for w, _, o in items if o.status != DeliveryStatus.succeeded}
-            for webhook_id in sorted(healthy - set(failing)):
-                await repository.webhook_succeeded(webhook_id)
+            await repository.webhooks_succeeded(sorted(healthy - set(failing)))
+            failing_since = await repository.webhooks_failed(sorted(failing), now)
             for webhook_id, error in sorted(failing.items()):
-                since = await repository.webhook_failed(webhook_id, now)
+                since = failing_since.get(webhook_id)
                 if since is not None and now - since >= self.window:
                     reason = f"every delivery failed for {self.window} (last error: {error})"[:1000]
                     if await repository.disable(webhook_id, reason, now):
