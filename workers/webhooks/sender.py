@@ -50,8 +50,8 @@ class Sender:
         self.connect_timeout = connect_timeout
         self.per_receiver = per_receiver
         # Created on first use, in the running loop (the webhook bot's sender is configured before there is
-        # one). aiohttp, not httpx: its C parser and pool cost a tenth of httpx's CPU per request (py-spy:
-        # httpx/httpcore took half of a worker's CPU at 60 deliveries/s, its pool scanning every connection).
+        # one). aiohttp, not httpx: about a tenth of httpx's CPU per request (py-spy, bench/webhooks.py:
+        # httpx/httpcore took 40% of a worker's samples at 140 deliveries/s, its pool scanning its connections).
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._receivers: dict[tuple[str, int], asyncio.Semaphore] = {}
