@@ -14,6 +14,9 @@ duplicates counts receipts of a webhook-id already answered 2xx).
 
     .venv/bin/python -m bench.webhooks                      # 100 stores x 10 chats x 5 messages per phase
     .venv/bin/python -m bench.webhooks --messages 2 --rate 100 --seconds 10   # a loaded machine
+
+`--per-receiver` is the worker's MOSTRADOR_WEBHOOKS_MAX_PER_RECEIVER; MOSTRADOR_BENCH_DATABASE names the bench's
+database (two runs side by side, each with its own Redis).
 """
 
 from __future__ import annotations
