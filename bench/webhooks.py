@@ -14,6 +14,9 @@ duplicates counts receipts of a webhook-id already answered 2xx).
 
     .venv/bin/python -m bench.webhooks                      # 100 stores x 10 chats x 5 messages per phase
     .venv/bin/python -m bench.webhooks --messages 2 --rate 100 --seconds 10   # a loaded machine
+
+`--per-receiver` is the worker's MOSTRADOR_WEBHOOKS_MAX_PER_RECEIVER; MOSTRADOR_BENCH_DATABASE names the bench's
+database (two runs side by side, each with its own Redis).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import socket
 import statistics
@@ -253,6 +257,8 @@ async def run(args: argparse.Namespace, database_url: str, redis_url: str) -> di
         env_overrides={
             "MOSTRADOR_SECRET_KEY": SECRET_KEY,
             "MOSTRADOR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "true",
+            # The cap the JSON reports (it was printed but never passed on: the worker ran with the default 8).
+            "MOSTRADOR_WEBHOOKS_MAX_PER_RECEIVER": str(args.per_receiver),
         },
     )
     try:
@@ -320,7 +326,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--per-receiver", type=int, default=64, help="requests in flight to the one receiver")
     args = parser.parse_args()
-    with bench_servers("mostrador_bench_webhooks") as (database_url, redis_url):
+    database = os.environ.get("MOSTRADOR_BENCH_DATABASE", "mostrador_bench_webhooks")  # two runs side by side
+    with bench_servers(database) as (database_url, redis_url):
         result = asyncio.run(run(args, database_url, redis_url))
     print(json.dumps(result, indent=2))
 

@@ -93,7 +93,13 @@ async def system_lookup(host: str, port: int) -> list[str]:
 async def resolve(target: Target, *, allow_private: bool, lookup: Lookup | None = None) -> list[str]:
     """The target's addresses, every one of them public (else UnsafeUrl): connect only to one of these.
     `lookup` is the DNS (the system's by default; tests give one that answers what they need)."""
-    addresses = await (lookup or system_lookup)(target.host.strip("[]"), target.port)
+    host = target.host.strip("[]")
+    try:
+        # A literal address needs no lookup (the system's would cost a thread hop per delivery); it is checked
+        # like any resolved one below.
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        addresses = await (lookup or system_lookup)(host, target.port)
     if not addresses:
         raise OSError(f"{target.host} has no address")
     if not allow_private:

@@ -19,10 +19,11 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from app.config import Settings
 from app.contracts import store_events_channel
 from app.kit.db import AsyncSessionMaker
-from app.models import WebhookDelivery
+from app.models import Webhook, WebhookDelivery
 from tests.messages.helpers import add_conversation, add_message
 from tests.support import post_store
 from tests.webhooks.helpers import Clock, Received, eventually, running_receiver, running_webhooks
+from workers.webhooks.service import HEADS_PER_READ
 
 
 async def create_webhook(
@@ -368,3 +369,79 @@ async def test_a_new_webhook_receives_events_from_its_creation_on_only(
             await add_message(sessionmaker, store_id, chat, text="after again", status="received")
             await receiver.wait(lambda: len(receiver.requests) >= 2)
     assert [text_of(r) for r in receiver.requests] == ["after", "after again"]
+
+
+async def delivered_chain(
+    client: AsyncClient,
+    settings: Settings,
+    sessionmaker: AsyncSessionMaker,
+    redis: Redis,
+    redis_url: str,
+    texts: list[str],
+) -> tuple[list[str], int, list[WebhookDelivery], Webhook]:
+    """One chat's messages, all written before the worker owns the store (its first fan-out writes the whole
+    chain at once), delivered to a receiver that answers 400 to "bad"; returns the texts received, the attempts
+    made, the deliveries and the webhook."""
+    store_id = await post_store(client)
+    clock = Clock()
+
+    def policy(_n: int, received: Received) -> tuple[int, dict[str, str], float]:
+        return (400 if text_of(received) == "bad" else 200), {}, 0.0
+
+    async def idle() -> bool:
+        return worker.lanes.lanes() == 0
+
+    async with running_receiver(policy) as receiver:
+        hook = await create_webhook(client, store_id, receiver.url)
+        chat = await add_conversation(sessionmaker, store_id, "5491100000001@s.whatsapp.net")
+        for text in texts:
+            await add_message(sessionmaker, store_id, chat, text=text, status="received")
+        async with running_webhooks(settings, sessionmaker, redis, redis_url, clock=clock) as worker:
+            await worker.review()
+            await receiver.wait(lambda: len(receiver.answered) == len(texts))
+            await settle(sessionmaker, clock, len(texts), hook["id"])
+            await eventually(idle, what="every trigger acknowledged")
+            attempts = worker.attempts
+        rows = await deliveries(sessionmaker, hook["id"])
+    async with sessionmaker() as session:
+        webhook = await session.get(Webhook, uuid.UUID(hook["id"]))
+    assert webhook is not None
+    return [text_of(r) for r in receiver.requests], attempts, rows, webhook
+
+
+async def test_a_chain_longer_than_one_read_is_delivered_in_order_each_once(
+    private_client: AsyncClient,
+    private_settings: Settings,
+    sessionmaker: AsyncSessionMaker,
+    redis: Redis,
+    redis_url: str,
+) -> None:
+    """More pending deliveries in a chain than one read of its heads brings: each attempted once, in order; the
+    triggers of those an earlier trigger of the chain reached cost no attempt."""
+    texts = [f"m{n}" for n in range(HEADS_PER_READ * 2 + 3)]
+    received, attempts, rows, _ = await delivered_chain(
+        private_client, private_settings, sessionmaker, redis, redis_url, texts
+    )
+    assert received == texts
+    assert attempts == len(texts)
+    assert [r.status for r in rows] == ["succeeded"] * len(texts)
+
+
+async def test_a_success_after_a_4xx_in_the_same_read_clears_the_failure_streak(
+    private_client: AsyncClient,
+    private_settings: Settings,
+    sessionmaker: AsyncSessionMaker,
+    redis: Redis,
+    redis_url: str,
+) -> None:
+    """The webhook read with a chain's heads predates the 4xx of the chain's first delivery (it had no
+    `failing_since` then): the success right after it must still clear the streak, or a healthy webhook would
+    be disabled a window later."""
+    texts = ["bad", "ok 1", "ok 2"]
+    assert len(texts) <= HEADS_PER_READ
+    received, _, rows, webhook = await delivered_chain(
+        private_client, private_settings, sessionmaker, redis, redis_url, texts
+    )
+    assert received == texts
+    assert [r.status for r in rows] == ["failed", "succeeded", "succeeded"]
+    assert webhook.enabled and webhook.failing_since is None

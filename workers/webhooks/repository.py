@@ -8,7 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import DateTime, Table, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import (
+    DateTime,
+    String,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    column,
+    func,
+    or_,
+    select,
+    true,
+    update,
+    values,
+)
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,23 +48,38 @@ class DeliveryWorkRepository:
         return list((await self.session.scalars(statement)).all())
 
     async def chain_heads(
-        self, chains: Sequence[tuple[uuid.UUID, str]]
-    ) -> dict[tuple[uuid.UUID, str], tuple[WebhookDelivery, Webhook]]:
-        """Each chain's oldest pending delivery and its webhook (chains with nothing pending are left out)."""
-        statement = (
-            select(WebhookDelivery, Webhook)
-            .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        self, chains: Sequence[tuple[uuid.UUID, str]], *, per_chain: int = 1
+    ) -> dict[tuple[uuid.UUID, str], list[tuple[WebhookDelivery, Webhook]]]:
+        """Each chain's oldest pending deliveries (up to `per_chain`, oldest first) and their webhook; chains with
+        nothing pending are left out. One index range per chain (a LATERAL ... LIMIT on the chain index), however
+        long a chain's backlog."""
+        wanted = values(column("webhook_id", Uuid()), column("order_key", String()), name="wanted").data(
+            sorted(set(chains))
+        )
+        first = (
+            select(WebhookDelivery.id)
             .where(
-                tuple_(WebhookDelivery.webhook_id, WebhookDelivery.order_key).in_(list(set(chains))),
+                WebhookDelivery.webhook_id == wanted.c.webhook_id,
+                WebhookDelivery.order_key == wanted.c.order_key,
                 WebhookDelivery.status == DeliveryStatus.pending,
             )
-            .ext(distinct_on(WebhookDelivery.webhook_id, WebhookDelivery.order_key))
+            .order_by(WebhookDelivery.seq)
+            .limit(per_chain)
+            .correlate(wanted)
+            .lateral("first")
+        )
+        statement = (
+            select(WebhookDelivery, Webhook)
+            .select_from(wanted)
+            .join(first, true())
+            .join(WebhookDelivery, WebhookDelivery.id == first.c.id)
+            .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
             .order_by(WebhookDelivery.webhook_id, WebhookDelivery.order_key, WebhookDelivery.seq)
         )
-        return {
-            (delivery.webhook_id, delivery.order_key): (delivery, webhook)
-            for delivery, webhook in await self.session.execute(statement)
-        }
+        heads: dict[tuple[uuid.UUID, str], list[tuple[WebhookDelivery, Webhook]]] = {}
+        for delivery, webhook in await self.session.execute(statement):
+            heads.setdefault((delivery.webhook_id, delivery.order_key), []).append((delivery, webhook))
+        return heads
 
     async def record(self, outcomes: Sequence[tuple[WebhookDelivery, Outcome]], *, now: datetime) -> None:
         """The attempts' outcomes, each only if its delivery is still as it was read (pending, same attempts):
@@ -93,21 +122,37 @@ class DeliveryWorkRepository:
             ],
         )
 
-    async def webhook_succeeded(self, webhook_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(Webhook)
-            .where(Webhook.id == webhook_id, Webhook.failing_since.is_not(None))
-            .values(failing_since=None)
+    async def webhooks_succeeded(self, webhook_ids: Sequence[uuid.UUID]) -> None:
+        """Clear the failing webhooks' `failing_since` (one statement; rows locked in id order)."""
+        if not webhook_ids:
+            return
+        locked = (
+            select(Webhook.id)
+            .where(Webhook.id.in_(sorted(webhook_ids)), Webhook.failing_since.is_not(None))
+            .order_by(Webhook.id)
+            .with_for_update()
         )
+        await self.session.execute(update(Webhook).where(Webhook.id.in_(locked)).values(failing_since=None))
 
-    async def webhook_failed(self, webhook_id: uuid.UUID, now: datetime) -> datetime | None:
-        """Note a failure; return since when the webhook has been failing without a success."""
-        await self.session.execute(
-            update(Webhook)
-            .where(Webhook.id == webhook_id, Webhook.failing_since.is_(None))
-            .values(failing_since=now)
+    async def webhooks_failed(
+        self, webhook_ids: Sequence[uuid.UUID], now: datetime
+    ) -> dict[uuid.UUID, datetime | None]:
+        """Note a failure of each; return since when each has been failing without a success (two statements
+        for all of them; rows locked in id order)."""
+        if not webhook_ids:
+            return {}
+        ids = sorted(webhook_ids)
+        locked = (
+            select(Webhook.id)
+            .where(Webhook.id.in_(ids), Webhook.failing_since.is_(None))
+            .order_by(Webhook.id)
+            .with_for_update()
         )
-        return await self.session.scalar(select(Webhook.failing_since).where(Webhook.id == webhook_id))
+        await self.session.execute(update(Webhook).where(Webhook.id.in_(locked)).values(failing_since=now))
+        rows = await self.session.execute(
+            select(Webhook.id, Webhook.failing_since).where(Webhook.id.in_(ids))
+        )
+        return {row[0]: row[1] for row in rows}
 
     async def disable(self, webhook_id: uuid.UUID, reason: str, now: datetime) -> bool:
         """Turn the webhook off and give its pending deliveries up (a replay sends them again)."""

@@ -73,6 +73,8 @@ FRESH_GRACE = timedelta(
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 3600.0
 CHAIN_CONCURRENCY = 256
+HEADS_PER_READ = 8  # a chain's pending deliveries read at once (attempted one by one, oldest first)
+AHEAD_MAX = 100_000
 
 
 def backoff(attempts: int, rng: random.Random) -> float:
@@ -131,9 +133,11 @@ class WebhookWorker:
             dead=self._drop_entry,
         )
         self.attempts = 0  # HTTP attempts made (tests, the bench)
-        self._heads: GroupCommit[tuple[uuid.UUID, str], tuple[WebhookDelivery, Webhook] | None] = GroupCommit(
+        self._heads: GroupCommit[tuple[uuid.UUID, str], list[tuple[WebhookDelivery, Webhook]]] = GroupCommit(
             self._read_heads, max_batch=500
         )
+        # Deliveries attempted ahead of their own trigger (a chain's earlier trigger reached them first).
+        self._ahead: dict[str, bool] = {}
         self._records: GroupCommit[tuple[Webhook, WebhookDelivery, Outcome], str | None] = GroupCommit(
             self._write_records, max_batch=500
         )
@@ -303,50 +307,66 @@ class WebhookWorker:
     async def deliver_chain(self, delivery_id: str, chain: str) -> None:
         """`webhooks.deliver`: attempt the chain's due deliveries, oldest first, until one must wait. The reads
         of chain heads and the writes of outcomes of all lanes are group-committed (one transaction each per
-        round), so a delivery costs its HTTP request and a share of two transactions."""
+        round), and a read brings a chain's next few pending deliveries: a delivery costs its HTTP request and
+        a share of two transactions. A read that came back short leaves nothing behind it: a delivery written
+        after it has its own trigger, behind this one in the chain's lane. The trigger of a delivery attempted
+        ahead of it (by its chain's earlier trigger) is acknowledged without a read."""
+        if self._ahead.pop(delivery_id, False):
+            return
         webhook_id_text, _, order_key = chain.partition(":")
         key = (uuid.UUID(webhook_id_text), order_key)
         while True:
-            head = await self._heads.submit(key)
-            if head is None:
+            heads = await self._heads.submit(key)
+            for delivery, webhook in heads:
+                if not await self._deliver(delivery, webhook):
+                    return
+                if str(delivery.id) != delivery_id:
+                    self._note_ahead(str(delivery.id))
+            if len(heads) < HEADS_PER_READ:
                 return
-            delivery, webhook = head
-            now = self.clock()
-            if delivery.next_attempt_at > now:
-                return  # a retry not due yet holds the chain; the relay triggers it when due
-            if not webhook.enabled:
-                async with transaction(self.sessionmaker) as session:
-                    await DeliveryWorkRepository(session).give_up_pending(webhook.id, "webhook disabled", now)
-                return
-            attempt = await self._attempt(webhook, delivery, now)
-            outcome = self._outcome(delivery, attempt)
-            disabled = await self._records.submit((webhook, delivery, outcome))
-            metrics.record_webhook_delivery(
-                "succeeded"
-                if outcome.status == DeliveryStatus.succeeded
-                else "retried"
-                if outcome.status == DeliveryStatus.pending
-                else "failed"
+
+    def _note_ahead(self, delivery_id: str) -> None:
+        self._ahead[delivery_id] = True
+        if len(self._ahead) > AHEAD_MAX:
+            del self._ahead[next(iter(self._ahead))]  # the oldest: its trigger was lost or is long past
+
+    async def _deliver(self, delivery: WebhookDelivery, webhook: Webhook) -> bool:
+        """Attempt a chain's head; True when the chain may go on to its next delivery."""
+        now = self.clock()
+        if delivery.next_attempt_at > now:
+            return False  # a retry not due yet holds the chain; the relay triggers it when due
+        if not webhook.enabled:
+            async with transaction(self.sessionmaker) as session:
+                await DeliveryWorkRepository(session).give_up_pending(webhook.id, "webhook disabled", now)
+            return False
+        attempt = await self._attempt(webhook, delivery, now)
+        outcome = self._outcome(delivery, attempt)
+        disabled = await self._records.submit((webhook, delivery, outcome))
+        metrics.record_webhook_delivery(
+            "succeeded"
+            if outcome.status == DeliveryStatus.succeeded
+            else "retried"
+            if outcome.status == DeliveryStatus.pending
+            else "failed"
+        )
+        if disabled:
+            self.log.warning(
+                "webhook disabled after failing for its whole retry window", webhook_id=str(webhook.id)
             )
-            if disabled:
-                self.log.warning(
-                    "webhook disabled after failing for its whole retry window", webhook_id=str(webhook.id)
+            with contextlib.suppress(Exception):
+                await self.redis.publish(
+                    store_events_channel(webhook.store_id),
+                    webhook_disabled_event(webhook.id, webhook.url, disabled),
                 )
-                with contextlib.suppress(Exception):
-                    await self.redis.publish(
-                        store_events_channel(webhook.store_id),
-                        webhook_disabled_event(webhook.id, webhook.url, disabled),
-                    )
-                return
-            if outcome.status == DeliveryStatus.pending:
-                return
+            return False
+        return outcome.status != DeliveryStatus.pending
 
     async def _read_heads(
         self, chains: list[tuple[uuid.UUID, str]]
-    ) -> list[tuple[WebhookDelivery, Webhook] | None]:
+    ) -> list[list[tuple[WebhookDelivery, Webhook]]]:
         async with transaction(self.sessionmaker) as session:
-            heads = await DeliveryWorkRepository(session).chain_heads(chains)
-        return [heads.get(chain) for chain in chains]
+            heads = await DeliveryWorkRepository(session).chain_heads(chains, per_chain=HEADS_PER_READ)
+        return [heads.get(chain, []) for chain in chains]
 
     async def _attempt(self, webhook: Webhook, delivery: WebhookDelivery, now: datetime) -> Attempt:
         secrets_ = [self.box.decrypt(webhook.secret_encrypted)]
@@ -379,12 +399,14 @@ class WebhookWorker:
         async with transaction(self.sessionmaker) as session:
             repository = DeliveryWorkRepository(session)
             await repository.record([(delivery, outcome) for _, delivery, outcome in items], now=now)
-            healthy = {w.id for w, _, o in items if o.status == DeliveryStatus.succeeded and w.failing_since}
+            # Every success clears its webhook's failure streak (one statement; the webhook read with a chain's
+            # heads may predate a failure of an earlier delivery of that chain).
+            healthy = {w.id for w, _, o in items if o.status == DeliveryStatus.succeeded}
             failing = {w.id: o.error for w, _, o in items if o.status != DeliveryStatus.succeeded}
-            for webhook_id in sorted(healthy - set(failing)):
-                await repository.webhook_succeeded(webhook_id)
+            await repository.webhooks_succeeded(sorted(healthy - set(failing)))
+            failing_since = await repository.webhooks_failed(sorted(failing), now)
             for webhook_id, error in sorted(failing.items()):
-                since = await repository.webhook_failed(webhook_id, now)
+                since = failing_since.get(webhook_id)
                 if since is not None and now - since >= self.window:
                     reason = f"every delivery failed for {self.window} (last error: {error})"[:1000]
                     if await repository.disable(webhook_id, reason, now):
