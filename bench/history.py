@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.changes.service import Cursors
 from app.changes.service import changes as changes_service
 from app.conversations.repository import ConversationRepository
 from app.events.repository import START, EventPosition, page_after_statement, waiters_with_news
@@ -117,6 +118,8 @@ WORDS = [
     "limón",
 ]
 COMMON_WORD, RARE_WORD = "pedido", "limon"  # `limon` without its accent: it must still find `limón`
+
+BENCH_SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 
 
 async def _setup(engine: AsyncEngine, messages: int, stores: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
@@ -384,7 +387,8 @@ async def run(database_url: str, messages: int, stores: int, samples: int) -> di
         async def call(session: Any) -> object:
             store_id = random.choice(store_ids)
             after = {"start": START, "deep": positions[store_id], "end": EventPosition(2**62, 0)}[where]
-            page, _ = await changes_service.read(session, tenant, store_id, after, 50, None)
+            cursors = Cursors(BENCH_SECRET, store_id)  # each item's cursor is sealed, as the API does
+            page, _ = await changes_service.read(session, tenant, cursors, after, 50, None)
             assert where == "end" or len(page) == 50
             return page
 
