@@ -2,7 +2,7 @@
 
 The pipeline (session manager with the simulator, worker) runs on the cluster alone (the queue and the simulated
 network both), and the harness's order and no-loss checks must pass, also with a master killed and restarted in
-the middle of a load.
+the middle of a load (the simulated network then on a single Redis, as in test_outages).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from app import contracts
+from app.auth.errors import TooManyAttempts
+from app.auth.ratelimit import count_login_attempt
 from app.contracts import (
     MESSAGES_GROUP,
     STORES_CHANGED_CHANNEL,
@@ -126,6 +128,13 @@ async def test_keys_tagged_streams_read_per_slot(cluster_redis: Redis) -> None:
     await leases.release(*leases.held())
     assert [await redis.exists(worker_lease_key(store)) for store in stores[1:]] == [0] * 39
 
+    # The login rate limiter: its two counters are in different slots (no MULTI on a cluster), still counted.
+    limits = {"ip": "10.0.0.1", "email": "a@example.com", "per_ip": 2, "per_account": 5, "window_seconds": 60}
+    for _ in range(2):
+        await count_login_attempt(redis, **limits)  # type: ignore[arg-type]
+    with pytest.raises(TooManyAttempts):
+        await count_login_attempt(redis, **limits)  # type: ignore[arg-type]
+
     # Pub/sub through the cluster: a channel published on any node reaches a subscriber on another.
     async with redis.pubsub() as pubsub:
         await pubsub.subscribe(STORES_CHANGED_CHANNEL)
@@ -140,16 +149,25 @@ async def test_keys_tagged_streams_read_per_slot(cluster_redis: Redis) -> None:
 async def test_pipeline_on_cluster(
     database_url: str,
     sessionmaker: AsyncSessionMaker,
+    redis: Redis,
+    redis_url: str,
     cluster: LocalCluster,
     cluster_redis: Redis,
     tmp_path: Path,
     restart_master: bool,
 ) -> None:
-    redis = cluster_redis
-    processes = Processes(database_url, cluster.url, tmp_path / "logs", dict(FAST_RECOVERY))
+    overrides = dict(FAST_RECOVERY)
+    if restart_master:
+        # The simulated WhatsApp network stays up on the test's single Redis, as in test_outages: only our
+        # queue loses a master. (With the network on the cluster too, the send in flight when it went down
+        # fails on "WhatsApp's side", and an interrupted send is never repeated: a reply rightly left failed.)
+        overrides["MOSTRADOR_SIM_REDIS_URL"] = redis_url
+    else:
+        redis = cluster_redis  # everything on the cluster, the simulator's keys too
+    processes = Processes(database_url, cluster.url, tmp_path / "logs", overrides)
     load: asyncio.Task[dict[tuple[str, str], float]] | None = None
     try:
-        stores = await create_stores(sessionmaker, redis, STORES)
+        stores = await create_stores(sessionmaker, redis, STORES, queue_redis=cluster_redis)
         processes.start("sessions", "sessions")
         processes.start("worker", "worker")
         await wait_connected(sessionmaker, stores)
@@ -159,7 +177,7 @@ async def test_pipeline_on_cluster(
         if restart_master:
             # The master holding the first store's queue: killed (no replica takes over), back 2 s later with
             # its AOF; meanwhile its slots refuse every command and the cluster reports itself down.
-            node = redis.get_node_from_key(messages_stream(stores[0]))  # type: ignore[attr-defined]
+            node = cluster_redis.get_node_from_key(messages_stream(stores[0]))  # type: ignore[attr-defined]
             port = int(node.port)
             cluster.kill_node(port)
             await asyncio.sleep(2)
