@@ -43,9 +43,12 @@ from bench.harness import (
 )
 from tests.redis_cluster import LocalCluster, redis_server_binary
 
-pytestmark = pytest.mark.skipif(
-    redis_server_binary() is None, reason="no redis-server binary (Debian: apt-get install redis-server)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        redis_server_binary() is None, reason="no redis-server binary (Debian: apt-get install redis-server)"
+    ),
+]
 
 STORES, CHATS, PER_CHAT = 6, 8, 10
 FAST_RECOVERY = {
@@ -144,7 +147,6 @@ async def test_keys_tagged_streams_read_per_slot(cluster_redis: Redis) -> None:
         assert message is not None and message["data"] == "hello"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("restart_master", [False, True], ids=["steady", "master-restarted"])
 async def test_pipeline_on_cluster(
     database_url: str,
