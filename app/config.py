@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         validation_alias=AliasChoices("REDIS_URL", "MOSTRADOR_REDIS_URL"),
-        description="Redis URL (`redis://host:6379/0`), Redis 7 recommended. Unset: `mostrador run` starts an "
+        description="Redis URL (`redis://host:6379/0`), Redis 7 recommended; a Redis Cluster as "
+        "`redis+cluster://host:port[,host:port...]` (`rediss+cluster://` with TLS). Unset: `mostrador run` starts an "
         "embedded Redis (AOF on) under the data dir.",
     )
     secret_key: str | None = Field(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zlib
 from datetime import datetime
 from typing import Any, Literal
 
@@ -26,16 +27,53 @@ STORES_CHANGED_CHANNEL = "stores:changed"
 MEDIA_RETENTION_LOCK_KEY = "lock:media-retention"
 
 
+# --- Redis Cluster hash tags ------------------------------------------------------------------------------
+# On a Redis Cluster (`redis+cluster://`, app/kit/redis.py) a store's streams, leases and simulated connection
+# carry a hash tag before their usual name, `{s<bucket>}messages:store-<id>`: the store's bucket (crc32 of its
+# id, modulo HASH_TAG_BUCKETS) picks one of HASH_TAG_BUCKETS tags, each chosen so that its slot falls in its own
+# 1/HASH_TAG_BUCKETS of the slot range (so an evenly split cluster gets an even share of buckets). The keys of one
+# bucket share a slot, so one XREADGROUP reads all owned streams of a bucket and one script renews all its leases
+# (docs/contracts.md, "Redis Cluster"). On a single Redis there is no tag: the names are unchanged.
+HASH_TAG_BUCKETS = 32
+_hash_tags = False
+
+
+def _bucket_tag(bucket: int) -> str:
+    from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+    width = REDIS_CLUSTER_HASH_SLOTS // HASH_TAG_BUCKETS
+    n = 0
+    while key_slot(f"s{bucket}.{n}".encode()) // width != bucket:
+        n += 1
+    return f"{{s{bucket}.{n}}}"
+
+
+_BUCKET_TAGS = [_bucket_tag(bucket) for bucket in range(HASH_TAG_BUCKETS)]
+
+
+def use_hash_tags(enabled: bool) -> None:
+    """Tag per-store key names for a Redis Cluster (called by `app.kit.redis.create_redis` for a cluster URL)."""
+    global _hash_tags
+    _hash_tags = enabled
+
+
+def store_tag(store_id: uuid.UUID | str) -> str:
+    """The hash tag of a store's keys on a cluster (`{s<bucket>.<n>}`), "" on a single Redis."""
+    if not _hash_tags:
+        return ""
+    return _BUCKET_TAGS[zlib.crc32(str(store_id).encode()) % HASH_TAG_BUCKETS]
+
+
 def messages_stream(store_id: uuid.UUID | str) -> str:
-    return f"messages:store-{store_id}"
+    return f"{store_tag(store_id)}messages:store-{store_id}"
 
 
 def messages_dlq(store_id: uuid.UUID | str) -> str:
-    return f"messages:store-{store_id}:dlq"
+    return f"{store_tag(store_id)}messages:store-{store_id}:dlq"
 
 
 def outbox_stream(store_id: uuid.UUID | str) -> str:
-    return f"outbox:store-{store_id}"
+    return f"{store_tag(store_id)}outbox:store-{store_id}"
 
 
 def store_events_channel(store_id: uuid.UUID | str) -> str:
@@ -51,15 +89,15 @@ def store_pairing_code_key(store_id: uuid.UUID | str) -> str:
 
 
 def sessions_lease_key(store_id: uuid.UUID | str) -> str:
-    return f"lease:sessions:store-{store_id}"
+    return f"{store_tag(store_id)}lease:sessions:store-{store_id}"
 
 
 def worker_lease_key(store_id: uuid.UUID | str) -> str:
-    return f"lease:worker:store-{store_id}"
+    return f"{store_tag(store_id)}lease:worker:store-{store_id}"
 
 
 def lease_store_id(key: str) -> uuid.UUID:
-    """The store a lease key covers: `lease:<sessions|worker>:store-<id>` -> `<id>`."""
+    """The store a lease key covers: `[{tag}]lease:<sessions|worker>:store-<id>` -> `<id>`."""
     return uuid.UUID(key.split(":store-", 1)[1])
 
 
@@ -163,7 +201,7 @@ def sim_inbound_stream(store_id: uuid.UUID | str) -> str:
     """Entries {id, from (chat JID), name, text, ts (ms)}, and for media {type, mime, caption, file_name, size,
     voice_note, media (a `sim_media_key` token)}: customers' messages waiting for the device, kept until the
     device acknowledges them (like WhatsApp's offline queue)."""
-    return f"sim:store-{store_id}:inbound"
+    return f"{store_tag(store_id)}sim:store-{store_id}:inbound"
 
 
 def sim_outbound_stream(store_id: uuid.UUID | str) -> str:
@@ -183,7 +221,7 @@ def sim_media_key(token: str) -> str:
 
 def sim_connection_key(store_id: uuid.UUID | str) -> str:
     """Held (with a short TTL, refreshed) by the one live simulated connection of a store."""
-    return f"sim:store-{store_id}:connection"
+    return f"{store_tag(store_id)}sim:store-{store_id}:connection"
 
 
 def sim_device_key(device_jid: str) -> str:
@@ -211,11 +249,11 @@ WEBHOOK_TASK = "webhooks.deliver"
 
 
 def webhooks_stream(store_id: uuid.UUID | str) -> str:
-    return f"webhooks:store-{store_id}"
+    return f"{store_tag(store_id)}webhooks:store-{store_id}"
 
 
 def webhooks_lease_key(store_id: uuid.UUID | str) -> str:
-    return f"lease:webhooks:store-{store_id}"
+    return f"{store_tag(store_id)}lease:webhooks:store-{store_id}"
 
 
 def webhook_entry(*, delivery_id: uuid.UUID, chain: str) -> dict[str, str]:

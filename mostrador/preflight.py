@@ -17,6 +17,7 @@ import redis.exceptions
 from sqlalchemy.engine import URL, make_url
 
 from app.kit.db import libpq_url
+from app.kit.redis import seed_url
 
 CONNECT_TIMEOUT = 5.0
 
@@ -115,8 +116,9 @@ async def _check_database(url: str) -> None:
 async def _check_redis(url: str) -> None:
     fix = "fix REDIS_URL (or unset it: `mostrador run` then starts an embedded Redis)"
     try:
+        # A cluster (`redis+cluster://`): its first seed node answers for it here.
         client = redis.asyncio.Redis.from_url(
-            url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT
+            seed_url(url), socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT
         )
         where = f"{client.connection_pool.connection_kwargs.get('host', 'localhost')}:" + str(
             client.connection_pool.connection_kwargs.get("port", 6379)

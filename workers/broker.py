@@ -13,10 +13,12 @@ from __future__ import annotations
 from taskiq_redis import RedisStreamBroker
 
 from app.contracts import MESSAGES_GROUP
+from app.kit.redis import seed_url
 from app.kit.streams import CONSUMER
 
 
 def store_broker(redis_url: str) -> RedisStreamBroker:
     """A broker for `register_task`, `find_task`, its formatter and `kick`; its `listen` is never called and it
-    needs no `startup` (which would create a group on taskiq's default stream, read by nobody)."""
-    return RedisStreamBroker(redis_url, consumer_group_name=MESSAGES_GROUP, consumer_name=CONSUMER)
+    needs no `startup` (which would create a group on taskiq's default stream, read by nobody). It never connects,
+    so on a Redis Cluster it is given the first seed node's plain URL (its pool only needs to parse it)."""
+    return RedisStreamBroker(seed_url(redis_url), consumer_group_name=MESSAGES_GROUP, consumer_name=CONSUMER)

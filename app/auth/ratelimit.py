@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from app.auth.errors import TooManyAttempts
 from app.kit.errors import ServiceUnavailable
+from app.kit.redis import is_cluster
 
 
 def login_attempts_key(kind: str, value: str, window: int) -> str:
@@ -30,7 +31,9 @@ async def count_login_attempt(
     window = int(now // window_seconds)
     keys = (login_attempts_key("ip", ip, window), login_attempts_key("account", email, window))
     try:
-        async with redis.pipeline(transaction=True) as pipe:
+        # MULTI needs one slot on a Redis Cluster, and the two keys are not in one: there each key's INCR and
+        # EXPIRE still go together to its node, in order (a crash between them leaves a counter of a past window).
+        async with redis.pipeline(transaction=not is_cluster(redis)) as pipe:
             for key in keys:
                 pipe.incr(key)
                 pipe.expire(key, window_seconds + 1)

@@ -8,15 +8,18 @@ its data) was never anybody else's: its owner takes it again at the next renewal
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import time
 import uuid
+from typing import Any
 
 from redis.asyncio import Redis
 from structlog.typing import FilteringBoundLogger
 
 from app.contracts import lease_store_id
+from app.kit.redis import group_by_slot
 
 # Per key: 1 renewed, 2 taken again (the key was gone and ARGV[2 + i] said our lease was still running), 0 not
 # ours. A key cannot expire while its lifetime runs, so a missing key was deleted: by a Redis that lost its data.
@@ -46,6 +49,14 @@ for _, key in ipairs(KEYS) do
 end
 return released
 """
+
+
+class PartialRenewal(Exception):
+    """Some cluster nodes did not answer a renewal; `lost`: the leases the others reported lost."""
+
+    def __init__(self, lost: list[str]) -> None:
+        super().__init__(f"lease renewal reached only part of the cluster ({len(lost)} lost)")
+        self.lost = lost
 
 
 class Leases:
@@ -81,11 +92,13 @@ class Leases:
             return []
         started = time.monotonic()
         running = ["1" if self._running(key, started) else "0" for key in keys]
-        held = await self.redis.eval(RENEW_SCRIPT, len(keys), *keys, self.token, str(self.ttl_ms), *running)
+        held, error = await self._renew_script(keys, running)
         ended = time.monotonic()
         lost, late = [], []
         self.retaken = []
         for key, outcome in zip(keys, held, strict=True):
+            if outcome is None:
+                continue  # its cluster node did not answer: the lease stands as last confirmed
             if outcome == 2:
                 if self._running(key, ended):
                     self.retaken.append(key)
@@ -102,8 +115,54 @@ class Leases:
         if late:
             # Best effort: a key left behind expires after one ttl, and only delays the next owner that long.
             with contextlib.suppress(Exception):
-                await self.redis.eval(RELEASE_SCRIPT, len(late), *late, self.token)
+                await self._release_script(late)
+        if error is not None:
+            # Part of a cluster unreachable: what the rest answered is recorded above; the caller treats the
+            # leases it could not renew in time as lost (renew_all -> expired()).
+            raise PartialRenewal(lost) from error
         return lost
+
+    async def _renew_script(
+        self, keys: list[str], running: list[str]
+    ) -> tuple[list[int | None], BaseException | None]:
+        """RENEW_SCRIPT over `keys`: one call on a single Redis, one per hash slot (concurrently) on a cluster,
+        where a script's keys must share a slot (the keys of one store bucket do, app/contracts.py). A group
+        whose call failed gets None outcomes, and the first error is returned beside them."""
+        groups = group_by_slot(self.redis, keys)
+        replies: list[Any] = await asyncio.gather(
+            *[
+                self.redis.eval(
+                    RENEW_SCRIPT,
+                    len(group),
+                    *[keys[i] for i in group],
+                    self.token,
+                    str(self.ttl_ms),
+                    *[running[i] for i in group],
+                )
+                for group in groups
+            ],
+            return_exceptions=True,
+        )
+        held: list[int | None] = [None] * len(keys)
+        error: BaseException | None = None
+        for group, reply in zip(groups, replies, strict=True):
+            if isinstance(reply, BaseException):
+                error = error or reply
+                continue
+            for i, outcome in zip(group, reply, strict=True):
+                held[i] = int(outcome)
+        if error is not None and len(groups) == 1:
+            raise error  # a single Redis (or one slot): nothing was renewed
+        return held, error
+
+    async def _release_script(self, keys: list[str]) -> None:
+        groups = group_by_slot(self.redis, keys)
+        await asyncio.gather(
+            *[
+                self.redis.eval(RELEASE_SCRIPT, len(group), *[keys[i] for i in group], self.token)
+                for group in groups
+            ]
+        )
 
     def _running(self, key: str, at: float) -> bool:
         """Our lease on `key` had not expired at monotonic time `at`: it was confirmed less than a ttl before
@@ -119,8 +178,9 @@ class Leases:
             lost = await self.renew()
             self.reachable = True
         except Exception as exc:
-            # Redis unreachable: past the lease's lifetime another process may own the store.
-            lost = self.expired()
+            # Redis unreachable: past the lease's lifetime another process may own the store. (On a cluster,
+            # part of it may have answered: the leases it found lost are dropped too.)
+            lost = [*(exc.lost if isinstance(exc, PartialRenewal) else []), *self.expired()]
             # The traceback once per outage: renewals are retried every RETRY_SECONDS meanwhile.
             log.warning("lease renewal failed", error=str(exc)[:200], exc_info=self.reachable)
             self.reachable = False
@@ -152,7 +212,7 @@ class Leases:
         for key in keys:
             self._confirmed.pop(key, None)
         if keys:
-            await self.redis.eval(RELEASE_SCRIPT, len(keys), *keys, self.token)
+            await self._release_script(list(keys))
 
 
 async def heartbeat(redis: Redis, registry_key: str, member: str, *, ttl_seconds: float) -> int:

@@ -9,6 +9,12 @@ finds what the previous owner left unacknowledged as its own pending entries (do
 - a NOGROUP reply (Redis lost its data, or the stream was deleted) recreates the groups; other error replies
   and lost connections are waited out, so reading outlives any Redis outage;
 - acknowledgements are group-committed: the acks asked for during one round trip share the next pipeline.
+
+On a Redis Cluster one XREADGROUP may only name streams of one hash slot: the owned streams are grouped by slot
+(a store bucket's streams share one, app/contracts.py) and each group has its own blocking read in flight; a
+read is never cancelled (the entries it was given would stay pending, unseen, until the next owner), so a read
+still running when another returned is collected by a later call. Before a replay, every read in flight is
+collected first, so that a replay never runs beside a `>` read of the same stream (as on a single Redis).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.kit.batching import GroupCommit
-from app.kit.redis import READ_LINGER
+from app.kit.redis import READ_LINGER, group_by_slot, is_cluster
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +55,9 @@ class StreamEntry:
 @dataclass(eq=False)
 class _Ownership:
     store_id: uuid.UUID
+
+
+_Reply = list[tuple[str, list[tuple[str, dict[str, str] | None]]]]
 
 
 class StreamConsumer:
@@ -74,6 +83,9 @@ class StreamConsumer:
         # Owned streams still replaying their pending entries -> the last id replayed ("0": none yet).
         self._replay: dict[str, str] = {}
         self._owned_changed = asyncio.Event()
+        self._cluster = is_cluster(redis)
+        # Cluster only: the blocking read in flight per slot group, keyed by its streams, with its snapshot.
+        self._inflight: dict[frozenset[str], tuple[asyncio.Task[_Reply], dict[str, _Ownership]]] = {}
         self._acks: GroupCommit[StreamEntry, None] = GroupCommit(self._send_acks)
 
     # --- ownership -----------------------------------------------------------------------------------------
@@ -139,10 +151,16 @@ class StreamConsumer:
                 yield batch
 
     async def _read_once(self) -> list[StreamEntry]:
-        if not self._streams:
+        if not self._streams and not self._inflight:
             self._owned_changed.clear()
             await self._owned_changed.wait()
             return []
+        if self._cluster:
+            if self._inflight and (self._replay or not self._streams):
+                return await self._collect(everything=True)
+            if self._replay:
+                return await self._replay_page()
+            return await self._read_cluster()
         if self._replay:
             return await self._replay_page()
         owned = dict(self._streams)
@@ -154,12 +172,62 @@ class StreamConsumer:
             await asyncio.sleep(READ_LINGER)
         return entries
 
+    async def _read_cluster(self) -> list[StreamEntry]:
+        """Start a blocking read for every slot group of owned streams without one in flight, then collect the
+        reads that ended (at least one)."""
+        streams = list(self._streams)
+        busy = set().union(*self._inflight) if self._inflight else set()
+        for group in group_by_slot(self.redis, streams):
+            names = frozenset(streams[i] for i in group)
+            if names & busy:
+                continue  # read again once its read in flight is collected
+            owned = {name: self._streams[name] for name in names}
+            task = asyncio.create_task(
+                self._xreadgroup(dict.fromkeys(owned, NEW), count=self.count, block=self.block_ms)
+            )
+            self._inflight[names] = (task, owned)
+        entries = await self._collect(everything=False)
+        if entries and len(entries) < self.count:
+            await asyncio.sleep(READ_LINGER)
+        return entries
+
+    async def _collect(self, *, everything: bool) -> list[StreamEntry]:
+        """Entries of the reads in flight that ended (waiting for one, or for all with `everything`). An error
+        of one read is raised only if no other read brought entries (those must be handled, not dropped)."""
+        tasks = [task for task, _ in self._inflight.values()]
+        await asyncio.wait(
+            tasks, return_when=asyncio.ALL_COMPLETED if everything else asyncio.FIRST_COMPLETED
+        )
+        entries: list[StreamEntry] = []
+        error: BaseException | None = None
+        for names, (task, owned) in list(self._inflight.items()):
+            if not task.done():
+                continue
+            del self._inflight[names]
+            if task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is not None:
+                error = error or exc
+                continue
+            entries.extend(self._entries(task.result(), owned))
+        if error is not None and not entries:
+            raise error
+        if error is not None:
+            log.warning("reading part of the streams failed; retrying", group=self.group, error=str(error))
+        return entries
+
+    def _abandon_reads(self) -> None:
+        for task, _ in self._inflight.values():
+            task.cancel()
+        self._inflight.clear()
+
     async def _replay_page(self) -> list[StreamEntry]:
         """One page of pending entries of every stream still replaying (one round trip for all of them). A
         stream whose page came back short is done and joins the `>` read."""
         cursors = dict(self._replay)
         owned = dict(self._streams)
-        reply = await self._xreadgroup(cursors, count=self.page, block=None)
+        reply = await self._read_by_slot(cursors, count=self.page)
         returned = {stream: items for stream, items in reply}
         entries: list[StreamEntry] = []
         deleted: list[StreamEntry] = []
@@ -181,6 +249,20 @@ class StreamConsumer:
         if deleted:
             await self._send_acks(deleted)
         return entries
+
+    async def _read_by_slot(self, streams: dict[str, str], *, count: int) -> _Reply:
+        """A non-blocking XREADGROUP of `streams`: one call, or one per hash slot (concurrently) on a cluster."""
+        names = list(streams)
+        groups = group_by_slot(self.redis, names)
+        if len(groups) <= 1:
+            return await self._xreadgroup(streams, count=count, block=None)
+        replies = await asyncio.gather(
+            *[
+                self._xreadgroup({names[i]: streams[names[i]] for i in group}, count=count, block=None)
+                for group in groups
+            ]
+        )
+        return [item for reply in replies for item in reply]
 
     async def _xreadgroup(
         self, streams: dict[str, str], *, count: int, block: int | None
@@ -241,4 +323,5 @@ class StreamConsumer:
         return int(await self.redis.xtrim(stream, minid=keep_from, approximate=False))
 
     def close(self) -> None:
+        self._abandon_reads()
         self._acks.close()

@@ -47,7 +47,7 @@ from app.contracts import (
     sim_pairing_key,
 )
 from app.kit.batching import GroupCommit
-from app.kit.redis import create_redis, read_group
+from app.kit.redis import create_redis, group_by_slot, read_group
 from sessions.drivers.base import (
     Connected,
     Connection,
@@ -493,6 +493,27 @@ class SimulatorDriver(Driver):
         await self._reader_redis.aclose()
         await self.redis.aclose()
 
+    async def _refresh(self, keys: list[str], tokens: list[str]) -> list[int]:
+        """REFRESH_SCRIPT over `keys`: one call per hash slot on a Redis Cluster."""
+        groups = group_by_slot(self.redis, keys)
+        replies = await asyncio.gather(
+            *[
+                self.redis.eval(
+                    REFRESH_SCRIPT,
+                    len(group),
+                    *[keys[i] for i in group],
+                    *[tokens[i] for i in group],
+                    str(CONNECTION_TTL_MS),
+                )
+                for group in groups
+            ]
+        )
+        alive = [0] * len(keys)
+        for group, reply in zip(groups, replies, strict=True):
+            for i, ok in zip(group, reply, strict=True):
+                alive[i] = int(ok)
+        return alive
+
     async def _read_forever(self) -> None:
         while True:
             if not self._streams:
@@ -530,9 +551,7 @@ class SimulatorDriver(Driver):
                 continue
             keys = [sim_connection_key(c.store_id) for c in live]
             try:
-                alive = await self.redis.eval(
-                    REFRESH_SCRIPT, len(keys), *keys, *[c.token for c in live], str(CONNECTION_TTL_MS)
-                )
+                alive = await self._refresh(keys, [c.token for c in live])
             except Exception:
                 log.warning("sim refresh failed", exc_info=True)
                 continue

@@ -50,6 +50,7 @@ from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.lanes import Key, Lanes, Retry, Unprocessable
 from app.kit.leases import Leases, fair_share
 from app.kit.loops import every, forever
+from app.kit.redis import seed_url
 from app.kit.streams import CONSUMER, StreamConsumer, StreamEntry
 from app.models import DeliveryStatus, Webhook, WebhookDelivery
 from app.webhooks.catalog import SOURCE_KINDS
@@ -108,7 +109,9 @@ class WebhookWorker:
         self.leases = Leases(redis, ttl_seconds=settings.worker_lease_ttl_seconds, owner=owner)
         self.streams = StreamConsumer(redis, WEBHOOKS_GROUP, webhooks_stream)
         # A taskiq broker for the task registry and the entries' format; its `listen` is never called.
-        self.broker = RedisStreamBroker(redis_url, consumer_group_name=WEBHOOKS_GROUP, consumer_name=CONSUMER)
+        self.broker = RedisStreamBroker(
+            seed_url(redis_url), consumer_group_name=WEBHOOKS_GROUP, consumer_name=CONSUMER
+        )
 
         async def deliver(delivery_id: str, chain: str) -> None:
             await self.deliver_chain(delivery_id, chain)
