@@ -26,6 +26,7 @@ from pydantic_core import CoreSchema
 
 from app.kit.nul import NOT_BLANK
 from app.kit.types import JsonBool, JsonInt
+from app.webhooks.urls import URL_PATTERN
 
 Language = Literal["es", "en"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -209,10 +210,15 @@ class WebhookBotSettings(_Config):
     """The store's own backend answers: a signed (Standard Webhooks) POST per inbound message, answered with
     `{"replies": [{"text": ...}], "state": {...}?, "handoff": false?}`. What a client sends."""
 
-    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)] = Field(
-        description="http or https; not a loopback, private, link-local or metadata address."
+    # The pattern is the webhooks' (`app/webhooks/urls.py`); blanks around the URL are refused, not stripped, so
+    # that the document's pattern is the whole rule.
+    url: str = Field(
+        min_length=8,
+        max_length=2000,
+        pattern=URL_PATTERN,
+        description="http or https; not a loopback, private, link-local or metadata address.",
     )
-    timeout_ms: int = Field(5000, ge=100, le=30000, description="How long to wait for the answer.")
+    timeout_ms: JsonInt = Field(5000, ge=100, le=30000, description="How long to wait for the answer.")
 
 
 class WebhookBotConfig(WebhookBotSettings):

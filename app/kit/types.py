@@ -7,9 +7,11 @@ those to be refused. JSON Schema counts `5.0` as an integer, so that is accepted
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, StrictBool
+from pydantic import AwareDatetime, BeforeValidator, StrictBool
 
 
 def json_integer(value: Any) -> Any:
@@ -22,3 +24,17 @@ def json_integer(value: Any) -> Any:
 
 JsonInt = Annotated[int, BeforeValidator(json_integer)]
 JsonBool = StrictBool
+
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def json_date_time(value: Any) -> Any:
+    # pydantic would read `0` or `"0"` as a Unix time; the document says `format: date-time` (RFC 3339).
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("expected an ISO 8601 date and time with its offset, like 2026-12-06T10:00:00Z")
+    return value
+
+
+JsonAwareDatetime = Annotated[AwareDatetime, BeforeValidator(json_date_time)]

@@ -9,7 +9,7 @@ from app.auth.dependencies import Authenticator
 from app.auth.scopes import Scope
 from app.auth.subject import AuthSubject
 from app.dependencies import SessionDep, SettingsDep, StateDep
-from app.media.limits import MediaType
+from app.media.limits import LIMITS, MediaType
 from app.media.schemas import MediaSettings, MediaSettingsUpdate, UploadRead
 from app.media.service import media as media_service
 from app.media.storage import MediaStorage, create_storage
@@ -40,7 +40,11 @@ _UPLOAD_BODY: dict[str, Any] = {
         "required": True,
         "description": "The file's bytes as the body, its MIME type as the Content-Type "
         "(`curl --data-binary @foto.jpg -H 'Content-Type: image/jpeg'`).",
-        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        # Every MIME type WhatsApp accepts (the document type takes them all), not `*/*`: others are a 415.
+        "content": {
+            mime: {"schema": {"type": "string", "format": "binary"}}
+            for mime in sorted(LIMITS["document"].mimes)
+        },
     }
 }
 

@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints, model_validator
+from pydantic import AnyUrl, BaseModel, BeforeValidator, ConfigDict, Field, UrlConstraints, model_validator
 
+from app.kit.types import json_integer
 from app.media.limits import MediaType
 
 HttpUrl = Annotated[AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
@@ -24,7 +25,22 @@ class UploadRead(BaseModel):
 class SendMedia(BaseModel):
     """The `media` of a send: exactly one of `url` and `upload_id`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # `_one_source` declared.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["url"],
+                    "properties": {"url": {"type": "string"}, "upload_id": {"type": "null"}},
+                },
+                {
+                    "required": ["upload_id"],
+                    "properties": {"upload_id": {"type": "string"}, "url": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     url: HttpUrl | None = Field(
         None, description="Fetched once, now (http/https, public addresses, WhatsApp's size limits)."
@@ -54,4 +70,6 @@ class MediaSettings(BaseModel):
 class MediaSettingsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    retention_days: int | None = Field(ge=1, le=36500)
+    # The bounds inside (pydantic documents bounds beside a before-validator under a union as `ge`/`le`, which
+    # JSON Schema ignores).
+    retention_days: Annotated[Annotated[int, Field(ge=1, le=36500)], BeforeValidator(json_integer)] | None

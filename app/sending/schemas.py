@@ -6,6 +6,7 @@ import json
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.kit.types import JsonBool
 from app.media.schemas import SendMedia
 from app.messages.chats import PHONE_SERVER
 
@@ -54,7 +55,26 @@ class SendMessage(BaseModel):
     """A text, or a file (image, video, audio, document) with an optional caption, to one customer. The request
     hash of an `Idempotency-Key` covers every field, `media` too."""
 
-    model_config = ConfigDict(extra="forbid")
+    # `_text_or_media` declared: a text (without media or caption), or media (with an optional caption).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["text"],
+                    "properties": {
+                        "text": {"type": "string"},
+                        "media": {"type": "null"},
+                        "caption": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["media"],
+                    "properties": {"media": {"type": "object"}, "text": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     to: str = Field(
         pattern=TO_PATTERN,
@@ -81,7 +101,7 @@ class SendMessage(BaseModel):
     caption: str | None = Field(
         None, min_length=1, max_length=CAPTION_MAX, description="Shown under the media (only with `media`)."
     )
-    pause_bot: bool = Field(
+    pause_bot: JsonBool = Field(
         True,
         description="A reply written by a person pauses the store's bot in this chat (`bot_paused`, resumable with "
         "`PATCH /v1/stores/{id}/conversations/{conversation_id}`, or automatically after the store's "

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from app.contracts import phone_to_jid
+from app.kit.types import JsonBool
 from app.stores.schemas import PHONE_PATTERN, PhoneNumber, normalize_phone
 
 JID_PATTERN = r"^[0-9A-Za-z._:-]{1,80}@[a-z.]{1,40}$"
@@ -35,19 +36,35 @@ class ScanAccepted(BaseModel):
     phone: str = Field(description="The number the store will be linked to.")
 
 
+# What `base64.b64decode(..., validate=True)` takes: the standard alphabet, padded to a multiple of 4.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
 class SimInboundMedia(BaseModel):
     type: Literal["image", "video", "audio", "document", "sticker"]
     mime: str = Field(min_length=3, max_length=150, pattern=r"^[\w.+-]+/[\w.+-]+(;.*)?$")
     data_base64: str = Field(
-        min_length=4, max_length=23_000_000, description="The file (at most 16 MB), base64-encoded."
+        pattern=BASE64_PATTERN,
+        min_length=4,
+        max_length=23_000_000,
+        description="The file (at most 16 MB), base64-encoded.",
     )
     caption: str | None = Field(None, max_length=1024)
     file_name: str | None = Field(None, max_length=255)
-    voice_note: bool = Field(False, description="An audio recorded in the chat (WhatsApp's PTT).")
+    voice_note: JsonBool = Field(False, description="An audio recorded in the chat (WhatsApp's PTT).")
 
 
 class InboundRequest(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    # `_text_or_media` declared: a `text` or a `media` (or both: the text is then ignored).
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["media"], "properties": {"media": {"type": "object"}}},
+            ]
+        },
+    )
 
     from_: PhoneNumber = Field(alias="from", description="The customer's phone number.")
     text: str | None = Field(None, min_length=1, max_length=4096, description="Required without `media`.")
@@ -64,10 +81,10 @@ class InboundRequest(BaseModel):
         description="The customer's LID (digits): WhatsApp addresses the chat by `<lid>@lid` and gives the "
         "number in `from` beside it, as it does for many chats now.",
     )
-    hide_phone: bool = Field(
+    hide_phone: JsonBool = Field(
         False, description="With `lid`: the network does not reveal the number (only the LID arrives)."
     )
-    from_me: bool = Field(
+    from_me: JsonBool = Field(
         False,
         description="The store's owner writes this to the customer from the phone itself (`from` is then the "
         "customer written to); the session manager records it as the store's message and pauses the bot.",

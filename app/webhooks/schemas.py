@@ -4,7 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from app.kit.types import JsonAwareDatetime, JsonBool
+from app.webhooks.urls import URL_PATTERN
 
 EventType = Literal[
     "message.received", "message.sent", "message.status", "store.status", "conversation.bot_paused"
@@ -16,7 +19,7 @@ def _unique(events: list[str]) -> list[str]:
 
 
 Events = Annotated[list[EventType], Field(min_length=1), AfterValidator(_unique)]
-Url = Annotated[str, Field(min_length=8, max_length=2000)]
+Url = Annotated[str, Field(min_length=8, max_length=2000, pattern=URL_PATTERN)]
 
 
 class WebhookCreate(BaseModel):
@@ -33,7 +36,7 @@ class WebhookUpdate(BaseModel):
     url: Url | None = None
     events: Events | None = None
     description: str | None = Field(None, max_length=500)
-    enabled: bool | None = Field(
+    enabled: JsonBool | None = Field(
         None, description="false pauses deliveries (pending ones are given up); true enables it again."
     )
 
@@ -101,8 +104,8 @@ class DeliveryPage(BaseModel):
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime
-    until: AwareDatetime
+    since: JsonAwareDatetime
+    until: JsonAwareDatetime
     events: Events | None = Field(None, description="Only these events (default: the webhook's own).")
 
     @model_validator(mode="after")

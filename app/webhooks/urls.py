@@ -16,6 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+# What `parse` accepts, declared in the OpenAPI document (webhooks and the webhook bot): http or https (any
+# case), a host name or IPv4 address, an optional port (0-65535), then a path, query or fragment; no credentials
+# (`@` cannot be in the host part), no blanks, no NUL. Which addresses the host may be (no loopback, private or
+# metadata address) depends on DNS, which no schema can state: that is a 422 `unsafe_url`.
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9][A-Za-z0-9.-]{{0,252}}(:{_PORT})?([/?#][^\s\x00]*)?$"
+
 # Hosts refused by name whatever they resolve to (resolvers of clouds answer them with metadata addresses).
 _BLOCKED_NAMES = frozenset({"localhost", "metadata.google.internal", "metadata", "instance-data"})
 

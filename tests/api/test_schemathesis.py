@@ -14,6 +14,7 @@ and `MOSTRADOR_FUZZ_SEED` change the budget and the seed.
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -21,12 +22,14 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
+from schemathesis.core.file_samples import FILE_SAMPLES
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mostrador.embedded import free_port
@@ -56,6 +59,10 @@ def server(
         # The hooks log in for each logout case; the fuzzer's own wrong logins count too.
         "MOSTRADOR_LOGIN_LIMIT_PER_ACCOUNT": "100000",
         "MOSTRADOR_LOGIN_LIMIT_PER_IP": "100000",
+        # A webhook's host must not be a private address, which depends on DNS and no schema can state (a 422
+        # `unsafe_url`, tested in tests/webhooks): lifted, so that a schema-valid URL is a valid one; the
+        # run's own webhook points at a closed local port.
+        "MOSTRADOR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "true",
     }
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
@@ -140,9 +147,39 @@ def _objects(base: str) -> dict[str, str]:
         customer = {"from": "+5491166660000", "text": "hola", "name": "Cliente"}
         _ok(http.post(f"/v1/sim/stores/{store_id}/inbound", json=customer))
         _wait(lambda: _first(http, f"/v1/stores/{store_id}/messages") is not None, 60, "no message")
-        message = _first(http, f"/v1/stores/{store_id}/messages")
+        # A photo from the customer: a message with media to download (`.../messages/{id}/media`).
+        photo = {
+            "type": "image",
+            "mime": "image/png",
+            "data_base64": base64.b64encode(FILE_SAMPLES["png"]).decode(),
+        }
+        photo_id = _ok(http.post(f"/v1/sim/stores/{store_id}/inbound", json=customer | {"media": photo}))[
+            "id"
+        ]
+        _wait(lambda: _media_ready(http, store_id, photo_id) is not None, 60, "no downloaded photo")
+        message = _media_ready(http, store_id, photo_id)
         conversation = _first(http, f"/v1/stores/{store_id}/conversations")
         assert message is not None and conversation is not None
+        # An upload to send (a PNG), and a webhook (to a closed port) with a delivery: a replay of the last
+        # hour queues the events above again.
+        upload = _ok(
+            http.post("/v1/uploads", content=FILE_SAMPLES["png"], headers={"Content-Type": "image/png"})
+        )
+        webhook = _ok(
+            http.post(
+                f"/v1/stores/{store_id}/webhooks",
+                json={"url": "http://127.0.0.1:9/hook", "events": ["message.received"]},
+            )
+        )
+        hooks = f"/v1/stores/{store_id}/webhooks/{webhook['id']}"
+        now = datetime.now(UTC)
+        window = {
+            "since": (now - timedelta(hours=1)).isoformat(),
+            "until": (now + timedelta(minutes=1)).isoformat(),
+        }
+        assert _ok(http.post(f"{hooks}/replay", json=window))["deliveries"] >= 1
+        delivery = _first(http, f"{hooks}/deliveries")
+        assert delivery is not None
         api_key = _ok(http.post("/v1/api-keys", json={"name": "fuzz"}))
         invite = _ok(http.post("/v1/invites", json={"email": f"viewer-{email}", "role": "viewer"}))
         # Two onboarding links: the fuzzer may revoke the first (DELETE), while the token routes use the second.
@@ -168,6 +205,9 @@ def _objects(base: str) -> dict[str, str]:
         "MOSTRADOR_FUZZ_INVITE_ID": str(invite["id"]),
         "MOSTRADOR_FUZZ_USER_ID": str(member_id),
         "MOSTRADOR_FUZZ_LINK_ID": str(link["id"]),
+        "MOSTRADOR_FUZZ_UPLOAD_ID": str(upload["id"]),
+        "MOSTRADOR_FUZZ_WEBHOOK_ID": str(webhook["id"]),
+        "MOSTRADOR_FUZZ_DELIVERY_ID": str(delivery["id"]),
         "MOSTRADOR_FUZZ_ONBOARDING_TOKEN": onboarding["url"].rstrip("/").rsplit("/", 1)[-1],
     }
 
@@ -180,6 +220,16 @@ def _ok(response: httpx.Response) -> Any:
 def _first(http: httpx.Client, path: str) -> dict[str, Any] | None:
     items: list[dict[str, Any]] = _ok(http.get(path))["items"]
     return items[0] if items else None
+
+
+def _media_ready(http: httpx.Client, store_id: str, whatsapp_id: str) -> dict[str, Any] | None:
+    """The message of this WhatsApp id once its media is downloaded (its `media.download_url` is set)."""
+    items: list[dict[str, Any]] = _ok(http.get(f"/v1/stores/{store_id}/messages"))["items"]
+    for item in items:
+        media = item.get("media")
+        if item.get("whatsapp_id") == whatsapp_id and media and media.get("download_url"):
+            return item
+    return None
 
 
 def _ready(base: str) -> bool:
