@@ -115,15 +115,26 @@ async def create_store_streams(redis: Redis, store_id: uuid.UUID | str) -> None:
                 raise
 
 
-def inbound_entry(*, message_id: uuid.UUID, chat_jid: str, wa_id: str) -> dict[str, str]:
-    """Fields of a `messages:store-<id>` entry: a taskiq message, the way taskiq-redis's stream broker writes it."""
+def inbound_entry(
+    *,
+    message_id: uuid.UUID,
+    chat_jid: str,
+    wa_id: str,
+    conversation_id: uuid.UUID | None = None,
+    seq: int | None = None,
+) -> dict[str, str]:
+    """Fields of a `messages:store-<id>` entry: a taskiq message, the way taskiq-redis's stream broker writes it.
+    `conversation_id` and `seq` (the row's place in its chat), when given, spare the worker a lookup."""
+    kwargs: dict[str, str | int] = {"message_id": str(message_id), "chat_jid": chat_jid, "wa_id": wa_id}
+    if conversation_id is not None and seq is not None:
+        kwargs |= {"conversation_id": str(conversation_id), "seq": seq}
     message = TaskiqMessage(
         task_id=uuid.uuid4().hex,
         task_name=INBOUND_TASK,
         labels={},
         labels_types=None,
         args=[],
-        kwargs={"message_id": str(message_id), "chat_jid": chat_jid, "wa_id": wa_id},
+        kwargs=kwargs,
     )
     return {"data": message.model_dump_json()}
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import signal
 import statistics
@@ -161,6 +162,7 @@ async def _steady(
     injected = time.time() - started
     await wait_replies(redis, stores, sum(before.values()) + expected, timeout)
     latencies, last_sent = [], started
+    replied_at: dict[tuple[str, str], float] = {}
     for store_id in stores:
         entries: Any = await redis.xrange(sim_outbound_stream(store_id), min="-", max="+")
         for _, fields in entries[before[store_id] :]:
@@ -168,9 +170,11 @@ async def _steady(
             if key in sent_at:
                 at = int(fields["ts"]) / 1000
                 latencies.append(at - sent_at[key])
+                replied_at[key] = at
                 last_sent = max(last_sent, at)
     latencies.sort()
     outcome = await check(redis, sessionmaker, stores, chats, per_chat, first_chat=first_chat)
+    stages = await _stages(sessionmaker, sent_at, replied_at)
 
     def pct(p: float) -> float:
         return (
@@ -189,8 +193,53 @@ async def _steady(
         "p99_ms": pct(0.99),
         "max_ms": pct(1.0),
         "mean_ms": round(1000 * statistics.fmean(latencies), 1) if latencies else -1,
+        "stages": stages,
         **as_dict(outcome),
     }
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    if not values:
+        return {}
+    return {
+        f"p{p}_ms": round(1000 * values[min(len(values) - 1, int(p / 100 * len(values)))], 1)
+        for p in (50, 99)
+    }
+
+
+async def _stages(
+    sessionmaker: AsyncSessionMaker,
+    sent_at: dict[tuple[str, str], float],
+    replied_at: dict[tuple[str, str], float],
+) -> dict[str, dict[str, float]]:
+    """Where the latency goes, from the rows' timestamps (`now()`: the start of the writing transaction):
+    injected -> inbound row written (session manager) -> reply row written (worker) -> reply on the simulated
+    network (session manager's outbox)."""
+    async with sessionmaker() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT i.store_id, i.text, i.created_at, o.created_at FROM messages i "
+                    "JOIN messages o ON o.reply_to_id = i.id WHERE i.direction = 'in' AND i.text = ANY(:texts)"
+                ),
+                {"texts": list({t for _, t in sent_at})},
+            )
+        ).all()
+    gaps: dict[str, list[float]] = {"received": [], "handled": [], "sent": []}
+    for store_id, body, received, handled in rows:
+        key = (store_id.hex, body)
+        if key not in sent_at or key not in replied_at:
+            continue
+        points = [
+            sent_at[key],
+            received.timestamp(),
+            handled.timestamp(),
+            replied_at[key],
+        ]
+        for name, (a, b) in zip(gaps, itertools.pairwise(points), strict=True):
+            gaps[name].append(b - a)
+    return {name: _percentiles(values) for name, values in gaps.items()}
 
 
 P99_TARGET_MS = 300.0

@@ -20,7 +20,7 @@ from app.kit import metrics
 from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, single_statement, transaction
 from sessions.drivers.base import InboundMessage
-from sessions.repository import SessionsRepository
+from sessions.repository import SavedInbound, SessionsRepository
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +84,7 @@ class InboundRecorder:
         async with single_statement(self.sessionmaker) as session:
             written = await SessionsRepository(session).save_inbound(batch)
         queued = [
-            (store_id, message, row[0], row[1])
+            (store_id, message, row)
             for (store_id, message), row in zip(batch, written, strict=True)
             if row is not None  # None: a redelivery; the first copy is queued or being relayed
         ]
@@ -92,25 +92,30 @@ class InboundRecorder:
         if queued:
             await self._queue(queued)
             if self.on_media is not None:
-                for store_id, message, message_id, _chat_jid in queued:
+                for store_id, message, row in queued:
                     if message.media is not None and "fetch" in message.media:
-                        self.on_media(store_id, message_id, message)
+                        self.on_media(store_id, row.id, message)
 
-    async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, uuid.UUID, str]]) -> None:
+    async def _queue(self, queued: list[tuple[uuid.UUID, InboundMessage, SavedInbound]]) -> None:
         """Add the committed messages to their stores' streams, each named by its conversation's key (a LID
-        message of a customer known by phone goes to the phone chat's lane)."""
+        message of a customer known by phone goes to the phone chat's lane) and carrying its place in it (the
+        worker then need not look the row up)."""
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for store_id, message, message_id, chat_jid in queued:
-                    pipe.xadd(
-                        messages_stream(store_id),
-                        inbound_entry(message_id=message_id, chat_jid=chat_jid, wa_id=message.wa_id),  # type: ignore[arg-type]
+                for store_id, message, row in queued:
+                    entry = inbound_entry(
+                        message_id=row.id,
+                        chat_jid=row.chat_jid,
+                        wa_id=message.wa_id,
+                        conversation_id=row.conversation_id,
+                        seq=row.seq,
                     )
+                    pipe.xadd(messages_stream(store_id), entry)  # type: ignore[arg-type]
                 await pipe.execute()
         except Exception:
             log.warning("queueing inbound messages failed; the relay will", count=len(queued), exc_info=True)
             try:
                 async with transaction(self.sessionmaker) as session:
-                    await SessionsRepository(session).mark_not_queued([q[2] for q in queued])
+                    await SessionsRepository(session).mark_not_queued([q[2].id for q in queued])
             except Exception:  # the relay finds rows `queued` for too long, too
                 log.warning("could not mark the messages for the relay", count=len(queued))

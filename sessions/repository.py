@@ -83,9 +83,10 @@ WITH input AS (
     JOIN chats ON chats.store_id = k.store_id AND chats.chat_jid = k.key_jid
     ORDER BY i.ord
     ON CONFLICT (store_id, wa_id) DO NOTHING
-    RETURNING id, conversation_id
+    RETURNING id, conversation_id, seq
 )
-SELECT written.id, chats.chat_jid FROM written JOIN chats ON chats.id = written.conversation_id
+SELECT written.id, chats.chat_jid, written.conversation_id, written.seq
+FROM written JOIN chats ON chats.id = written.conversation_id
 """)
 
 # Messages the store's owner wrote from the phone (from-me messages the driver reports): recorded as the
@@ -189,6 +190,16 @@ WHERE m.store_id = r.store_id AND m.wa_id = r.wa_id AND m.direction = 'out'
   AND m.status IN ('sending', 'sent', 'delivered')
   AND CASE m.status WHEN 'sending' THEN 1 WHEN 'sent' THEN 2 ELSE 3 END < r.rank
 """)
+
+
+@dataclass(frozen=True)
+class SavedInbound:
+    """An inbound message just written: its row, and its conversation's key and place (`seq`) in it."""
+
+    id: uuid.UUID
+    chat_jid: str
+    conversation_id: uuid.UUID
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -310,11 +321,9 @@ class SessionsRepository:
         return (await self.session.execute(statement)).scalar()
 
     # --- inbound -------------------------------------------------------------------------------------------
-    async def save_inbound(
-        self, batch: list[tuple[uuid.UUID, InboundMessage]]
-    ) -> list[tuple[uuid.UUID, str] | None]:
+    async def save_inbound(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> list[SavedInbound | None]:
         """Insert a batch of (store id, message) with their conversations in one statement, in batch order (a
-        chat's `seq` follows it). Returns each message's new row id and its conversation's key (`chat_jid`:
+        chat's `seq` follows it). Returns each message's new row, with its conversation's key (`chat_jid`:
         the identifier the conversation was created under, which may be the message's other one), or None
         where nothing was written: its WhatsApp id was already recorded (a redelivery)."""
         ids = [uuid.uuid4() for _ in batch]
@@ -331,7 +340,7 @@ class SessionsRepository:
             "names": [m.sender_name for _, m in batch],
             "timestamps": [m.timestamp for _, m in batch],
         }
-        written = {row[0]: (row[0], row[1]) for row in await self.session.execute(SAVE_INBOUND, params)}
+        written = {row[0]: SavedInbound(*row) for row in await self.session.execute(SAVE_INBOUND, params)}
         return [written.get(message_id) for message_id in ids]
 
     async def save_own(self, batch: list[tuple[uuid.UUID, InboundMessage]]) -> int:

@@ -40,6 +40,10 @@ class InboundRef:
     message_id: str
     chat_jid: str
     wa_id: str = ""
+    # The row's conversation and place in it, when the entry carries them (the inbound recorder's do; the
+    # relay's and older ones don't, and are looked up).
+    conversation_id: str = ""
+    seq: int = 0
 
 
 class InboundHandler:
@@ -65,13 +69,7 @@ class InboundHandler:
     async def _handle_runs(self, runs: list[list[InboundRef]]) -> list[None]:
         async with transaction(self.sessionmaker) as session:
             repository = WorkerRepository(session)
-            refs = [ref for run in runs for ref in run]
-            targets = await repository.inbound([uuid.UUID(ref.message_id) for ref in refs])
-            up_to: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
-            for target in targets:
-                if target.status != MessageStatus.handled:  # handled: a redelivery of committed effects
-                    seen = up_to.get(target.conversation_id, (target.store_id, 0))[1]
-                    up_to[target.conversation_id] = (target.store_id, max(seen, target.seq))
+            up_to = await _up_to(repository, [ref for run in runs for ref in run])
             if not up_to:
                 return [None] * len(runs)
             conversations = await repository.lock_conversations(list(up_to))
@@ -86,18 +84,19 @@ class InboundHandler:
             for conversation, store in conversations:
                 waiting = backlog.get(conversation.id)
                 if not waiting:
-                    continue  # handled meanwhile by another handler that held the conversation
+                    continue  # handled meanwhile by another handler that held the conversation (or a redelivery)
                 texts, save = await self._run_bot(session, conversation, store, waiting)
                 replies += [(store.id, conversation.id, reply_to, text) for reply_to, text in texts]
                 chats += [conversation.chat_jid] * len(texts)
                 saves.append(save)
-            reply_ids = await repository.add_replies(replies)
+            if not saves:
+                return [None] * len(runs)
+            handled_ids = [row.id for rows in backlog.values() for row in rows]
+            reply_ids = await repository.write_effects(replies, handled_ids, saves)
             outbox = [
                 (reply[0], reply_id, chat)
                 for reply, reply_id, chat in zip(replies, reply_ids, chats, strict=True)
             ]
-            await repository.mark_handled([row.id for rows in backlog.values() for row in rows])
-            await repository.save_conversations(saves)
         # Committed: the metrics count the batch, and only now may the session manager see the replies.
         committed = time.time()
         handled = [row.created_at for rows in backlog.values() for row in rows]
@@ -151,6 +150,22 @@ class InboundHandler:
                 paused, paused_at = True, now
             replies += [(inbound.id, text) for text in reply.replies]
         return replies, ConversationSave(conversation.id, state, paused, paused_at)
+
+
+async def _up_to(repository: WorkerRepository, refs: list[InboundRef]) -> dict[uuid.UUID, int]:
+    """Per conversation, the newest `seq` the entries name. Entries that carry no place are looked up, and
+    skipped if already handled (a redelivery of committed effects)."""
+    up_to: dict[uuid.UUID, int] = {}
+    unplaced = [uuid.UUID(ref.message_id) for ref in refs if not (ref.conversation_id and ref.seq)]
+    for ref in refs:
+        if ref.conversation_id and ref.seq:
+            conversation_id = uuid.UUID(ref.conversation_id)
+            up_to[conversation_id] = max(up_to.get(conversation_id, 0), ref.seq)
+    if unplaced:
+        for target in await repository.inbound(unplaced):
+            if target.status != MessageStatus.handled:
+                up_to[target.conversation_id] = max(up_to.get(target.conversation_id, 0), target.seq)
+    return up_to
 
 
 def _resume_is_due(store: StoreRow, paused_at: datetime | None, now: datetime) -> bool:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import Boolean, DateTime, String, Uuid, and_, case, column, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Conversation, Direction, Message, MessageStatus, Store
@@ -57,30 +58,56 @@ class ConversationSave:
 UNHANDLED_INBOUND = text("""
 SELECT m.id, m.store_id, m.conversation_id, m.seq, m.status, m.type, m.text, m.wa_timestamp, m.created_at
 FROM messages m
-JOIN unnest(CAST(:ids AS uuid[]), CAST(:store_ids AS uuid[]), CAST(:seqs AS bigint[])) AS u(id, store_id, seq)
-  ON m.store_id = u.store_id AND m.conversation_id = u.id
+JOIN unnest(CAST(:ids AS uuid[]), CAST(:seqs AS bigint[])) AS u(id, seq) ON m.conversation_id = u.id
 WHERE m.status IN ('received', 'queued') AND m.direction = 'in' AND m.seq <= u.seq
 ORDER BY m.seq
 FOR UPDATE OF m
 """)
 
-ADD_REPLIES = text("""
-INSERT INTO messages (id, store_id, conversation_id, direction, type, text, status, attempts, reply_to_id)
-SELECT r.id, r.store_id, r.conversation_id, 'out', 'text', r.text, 'pending', 0, r.reply_to
-FROM unnest(
-    CAST(:ids AS uuid[]), CAST(:store_ids AS uuid[]), CAST(:conversation_ids AS uuid[]),
-    CAST(:reply_to AS uuid[]), CAST(:texts AS text[])
-) WITH ORDINALITY AS r(id, store_id, conversation_id, reply_to, text, ord)
-ORDER BY r.ord
-""")
+# The conversations of a handler's batch, locked in (store, chat) order (the inbound insert's order too, so the
+# two never deadlock), each with its store's bot. NO KEY UPDATE: handlers of one chat still take turns, but the
+# foreign-key checks of messages being inserted into the chat (KEY SHARE) need not wait for the handler's commit.
+LOCK_CONVERSATIONS = text("""
+SELECT c.id, c.chat_jid, c.customer_name, c.bot_state, c.bot_paused, c.bot_paused_at,
+       s.id, s.name, s.bot_kind, s.bot_config, s.settings
+FROM conversations c JOIN stores s ON s.id = c.store_id
+WHERE c.id = ANY(CAST(:ids AS uuid[]))
+ORDER BY c.store_id, c.chat_jid
+FOR NO KEY UPDATE OF c
+""").columns(
+    column("id", Uuid), column("chat_jid", String), column("customer_name", String), column("bot_state", JSONB),
+    column("bot_paused", Boolean), column("bot_paused_at", DateTime(timezone=True)), column("store_id", Uuid),
+    column("name", String), column("bot_kind", String), column("bot_config", JSONB), column("settings", JSONB),
+)  # fmt: skip
 
-SAVE_CONVERSATIONS = text("""
-UPDATE conversations c
-SET bot_state = CAST(u.state AS jsonb), bot_paused = u.paused, bot_paused_at = u.paused_at, updated_at = now()
-FROM unnest(
-    CAST(:ids AS uuid[]), CAST(:states AS text[]), CAST(:paused AS boolean[]), CAST(:paused_at AS timestamptz[])
-) AS u(id, state, paused, paused_at)
-WHERE c.id = u.id
+# Everything a handler's batch changes, in one statement (one round trip, one run of the change log's triggers
+# per table): the replies `pending` (their `seq` in list order), the handled messages, the chats' bot state.
+WRITE_EFFECTS = text("""
+WITH replies AS (
+    INSERT INTO messages (id, store_id, conversation_id, direction, type, text, status, attempts, reply_to_id)
+    SELECT r.id, r.store_id, r.conversation_id, 'out', 'text', r.text, 'pending', 0, r.reply_to
+    FROM unnest(
+        CAST(:reply_ids AS uuid[]), CAST(:reply_store_ids AS uuid[]), CAST(:reply_conversation_ids AS uuid[]),
+        CAST(:reply_to AS uuid[]), CAST(:reply_texts AS text[])
+    ) WITH ORDINALITY AS r(id, store_id, conversation_id, reply_to, text, ord)
+    ORDER BY r.ord
+    RETURNING 1
+), handled AS (
+    UPDATE messages SET status = 'handled', error = NULL, updated_at = now()
+    WHERE id = ANY(CAST(:handled AS uuid[]))
+    RETURNING 1
+), saved AS (
+    UPDATE conversations c
+    SET bot_state = CAST(u.state AS jsonb), bot_paused = u.paused, bot_paused_at = u.paused_at,
+        updated_at = now()
+    FROM unnest(
+        CAST(:conversation_ids AS uuid[]), CAST(:states AS text[]), CAST(:paused AS boolean[]),
+        CAST(:paused_at AS timestamptz[])
+    ) AS u(id, state, paused, paused_at)
+    WHERE c.id = u.id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM replies), (SELECT count(*) FROM handled), (SELECT count(*) FROM saved)
 """)
 
 
@@ -103,73 +130,45 @@ class WorkerRepository:
         )  # fmt: skip
         return [InboundRow(*row) for row in (await self.session.execute(query)).all()]
 
-    async def unhandled_inbound(self, up_to: dict[uuid.UUID, tuple[uuid.UUID, int]]) -> list[InboundRow]:
-        """For each conversation id -> (store id, seq): the chat's messages still waiting up to that seq,
-        oldest first, locked. Called with the conversations locked, so concurrent handlers of one chat (a
-        takeover race) take turns."""
+    async def unhandled_inbound(self, up_to: dict[uuid.UUID, int]) -> list[InboundRow]:
+        """For each conversation id -> seq: the chat's messages still waiting up to that seq, oldest first,
+        locked. Called with the conversations locked, so concurrent handlers of one chat (a takeover race) take
+        turns."""
         ids = list(up_to)
-        rows = await self.session.execute(
-            UNHANDLED_INBOUND,
-            {"ids": ids, "store_ids": [up_to[i][0] for i in ids], "seqs": [up_to[i][1] for i in ids]},
-        )
+        rows = await self.session.execute(UNHANDLED_INBOUND, {"ids": ids, "seqs": [up_to[i] for i in ids]})
         return [InboundRow(*row) for row in rows]
 
     async def lock_conversations(self, ids: list[uuid.UUID]) -> list[tuple[ConversationRow, StoreRow]]:
-        """The conversations, locked in (store, chat) order (the inbound insert's order too, so the two never
-        deadlock), each with its store's bot."""
-        query = (
-            select(
-                Conversation.id, Conversation.chat_jid, Conversation.customer_name, Conversation.bot_state,
-                Conversation.bot_paused, Conversation.bot_paused_at,
-                Store.id, Store.name, Store.bot_kind, Store.bot_config, Store.settings,
-            )
-            .join(Store, Store.id == Conversation.store_id)
-            .where(Conversation.id.in_(ids))
-            .order_by(Conversation.store_id, Conversation.chat_jid)
-            # NO KEY UPDATE (key_share): handlers of one chat still take turns, but the foreign-key checks of
-            # messages being inserted into the chat (KEY SHARE) need not wait for the handler's commit.
-            .with_for_update(of=Conversation, key_share=True)
-        )  # fmt: skip
-        return [(ConversationRow(*row[:6]), StoreRow(*row[6:])) for row in await self.session.execute(query)]
+        """The conversations, locked in (store, chat) order, each with its store's bot."""
+        rows = await self.session.execute(LOCK_CONVERSATIONS, {"ids": ids})
+        return [(ConversationRow(*row[:6]), StoreRow(*row[6:])) for row in rows]
 
-    async def add_replies(
-        self, replies: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]]
+    async def write_effects(
+        self,
+        replies: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]],
+        handled: list[uuid.UUID],
+        saves: list[ConversationSave],
     ) -> list[uuid.UUID]:
-        """Insert (store, conversation, reply_to, text) rows `pending` with one statement, in list order (their
-        `seq` follows it)."""
-        if not replies:
-            return []
+        """In one statement: insert (store, conversation, reply_to, text) replies `pending` in list order (their
+        `seq` follows it), mark the `handled` inbound messages, save the conversations' bot state. Returns the
+        replies' ids."""
         ids = [uuid.uuid4() for _ in replies]
         await self.session.execute(
-            ADD_REPLIES,
+            WRITE_EFFECTS,
             {
-                "ids": ids,
-                "store_ids": [r[0] for r in replies],
-                "conversation_ids": [r[1] for r in replies],
+                "reply_ids": ids,
+                "reply_store_ids": [r[0] for r in replies],
+                "reply_conversation_ids": [r[1] for r in replies],
                 "reply_to": [r[2] for r in replies],
-                "texts": [r[3] for r in replies],
+                "reply_texts": [r[3] for r in replies],
+                "handled": handled,
+                "conversation_ids": [c.id for c in saves],
+                "states": [json.dumps(c.state) for c in saves],
+                "paused": [c.paused for c in saves],
+                "paused_at": [c.paused_at for c in saves],
             },
         )
         return ids
-
-    async def mark_handled(self, message_ids: list[uuid.UUID]) -> None:
-        await self.session.execute(
-            update(Message)
-            .where(Message.id.in_(message_ids))
-            .values(status=MessageStatus.handled.value, error=None)
-        )
-
-    async def save_conversations(self, saves: list[ConversationSave]) -> None:
-        if saves:
-            await self.session.execute(
-                SAVE_CONVERSATIONS,
-                {
-                    "ids": [c.id for c in saves],
-                    "states": [json.dumps(c.state) for c in saves],
-                    "paused": [c.paused for c in saves],
-                    "paused_at": [c.paused_at for c in saves],
-                },
-            )
 
     async def mark_dead(self, message_id: uuid.UUID, error: str) -> None:
         await self.session.execute(

@@ -66,8 +66,10 @@ class Worker:
             sessionmaker, redis, stale_after=timedelta(seconds=settings.worker_sweep_after_seconds)
         )
 
-        async def handle_inbound(message_id: str, chat_jid: str, wa_id: str = "") -> None:
-            await self.handler.handle([InboundRef(message_id, chat_jid, wa_id)])
+        async def handle_inbound(
+            message_id: str, chat_jid: str, wa_id: str = "", conversation_id: str = "", seq: int = 0
+        ) -> None:
+            await self.handler.handle([InboundRef(message_id, chat_jid, wa_id, conversation_id, seq)])
 
         self.storage = create_storage(settings)
         self.retention = MediaRetention(sessionmaker, self.storage)

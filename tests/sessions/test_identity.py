@@ -18,7 +18,7 @@ from app.kit.db import AsyncSessionMaker, transaction
 from app.models import Conversation, Message
 from sessions.drivers.base import InboundMessage
 from sessions.manager import SessionManager
-from sessions.repository import SessionsRepository
+from sessions.repository import SavedInbound, SessionsRepository
 from tests.sessions.helpers import create_store, fast_settings, running_manager, wait_for, wait_status
 
 PHONE = "5491166660000@s.whatsapp.net"
@@ -37,7 +37,7 @@ def inbound(chat: str, alt: str | None = None, text: str = "hola") -> InboundMes
 
 async def save(
     sessionmaker: AsyncSessionMaker, store_id: uuid.UUID, *messages: InboundMessage
-) -> list[tuple[uuid.UUID, str] | None]:
+) -> list[SavedInbound | None]:
     """One batch, one statement, as the group commit writes it."""
     async with transaction(sessionmaker) as session:
         return await SessionsRepository(session).save_inbound([(store_id, m) for m in messages])
@@ -62,14 +62,14 @@ async def test_phone_first_then_the_lid_alone_is_one_conversation(
     sessionmaker: AsyncSessionMaker, redis: Redis
 ) -> None:
     store_id = await create_store(sessionmaker, redis)
-    assert [r[1] for r in await save(sessionmaker, store_id, inbound(PHONE))] == [PHONE]  # type: ignore[index]
+    assert [r.chat_jid for r in await save(sessionmaker, store_id, inbound(PHONE)) if r] == [PHONE]
     assert await conversations(sessionmaker, store_id) == [(PHONE, None, 1)]
     # WhatsApp now names the chat by LID and gives the number beside it: the LID is learned.
     written = await save(sessionmaker, store_id, inbound(PHONE, LID))
-    assert written[0] is not None and written[0][1] == PHONE
+    assert written[0] is not None and written[0].chat_jid == PHONE
     # Later, the LID alone (the number not given): the same conversation, and the stream names it by its key.
     written = await save(sessionmaker, store_id, inbound(LID))
-    assert written[0] is not None and written[0][1] == PHONE
+    assert written[0] is not None and written[0].chat_jid == PHONE
     assert await conversations(sessionmaker, store_id) == [(PHONE, LID, 3)]
 
 
@@ -80,7 +80,7 @@ async def test_lid_first_then_the_number_is_one_conversation_shown_by_its_number
     await save(sessionmaker, store_id, inbound(LID))  # the number unknown at first
     assert await conversations(sessionmaker, store_id) == [(LID, None, 1)]
     written = await save(sessionmaker, store_id, inbound(PHONE, LID))  # now WhatsApp gives it
-    assert written[0] is not None and written[0][1] == LID  # the conversation keeps its key
+    assert written[0] is not None and written[0].chat_jid == LID  # the conversation keeps its key
     await save(sessionmaker, store_id, inbound(PHONE))  # and the number alone finds it too
     assert await conversations(sessionmaker, store_id) == [(LID, PHONE, 3)]
 
@@ -98,7 +98,7 @@ async def test_both_identifiers_in_one_batch_of_new_chats_make_one_conversation(
         inbound(OTHER_LID, text="4"),  # a LID nobody named: a chat of its own
         inbound(LID, text="5"),
     )
-    assert [w[1] if w else None for w in written] == [PHONE, PHONE, OTHER_PHONE, OTHER_LID, PHONE]
+    assert [w.chat_jid if w else None for w in written] == [PHONE, PHONE, OTHER_PHONE, OTHER_LID, PHONE]
     assert await conversations(sessionmaker, store_id) == [
         (OTHER_LID, None, 1),
         (PHONE, LID, 3),

@@ -149,7 +149,14 @@ async def test_inbound_messages_are_recorded_once_and_queued(
     assert len(entries) == 2
     task = json.loads(entries[0][1]["data"])
     assert task["task_name"] == "inbound.handle"
-    assert task["kwargs"] == {"message_id": str(rows[0].id), "chat_jid": CUSTOMER, "wa_id": first}
+    # The entry names the row's conversation and place in it: the worker need not look the row up.
+    assert task["kwargs"] == {
+        "message_id": str(rows[0].id),
+        "chat_jid": CUSTOMER,
+        "wa_id": first,
+        "conversation_id": str(conversation.id),
+        "seq": rows[0].seq,
+    }
     # The stream's consumer group is the worker's to create (none runs here); the session manager created the
     # group of the outbox it reads when it took the store.
     assert await redis.xinfo_groups(messages_stream(store_id)) == []
