@@ -326,7 +326,7 @@ class SimulatorConnection(Connection):
                 delay = min(delay * 2, 5.0)
                 continue
             # Acknowledged only after the manager made them durable: a crash before this means redelivery.
-            await self.redis.xack(entries[0][0], SIM_DEVICE_GROUP, *(entry_id for _, entry_id, _ in entries))
+            await self.driver.acks.submit((entries[0][0], [entry_id for _, entry_id, _ in entries]))
             return
 
     async def _on_control(self, fields: dict[str, str]) -> None:
@@ -452,6 +452,8 @@ class SimulatorDriver(Driver):
         # Sends of every connection reach the "network" in one pipeline per round, as a real client's frames
         # share one socket.
         self.sends: GroupCommit[tuple[str, dict[str, str]], None] = GroupCommit(self._send_batch)
+        # Likewise the acknowledgements of every connection's delivered messages (stream, entry ids).
+        self.acks: GroupCommit[tuple[str, list[str]], None] = GroupCommit(self._ack_batch)
 
     async def _send_batch(self, sends: list[tuple[str, dict[str, str]]]) -> list[None]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -459,6 +461,13 @@ class SimulatorDriver(Driver):
                 pipe.xadd(stream, fields)  # type: ignore[arg-type]
             await pipe.execute()
         return [None] * len(sends)
+
+    async def _ack_batch(self, acks: list[tuple[str, list[str]]]) -> list[None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, entry_ids in acks:
+                pipe.xack(stream, SIM_DEVICE_GROUP, *entry_ids)
+            await pipe.execute()
+        return [None] * len(acks)
 
     def connection(self, store_id: uuid.UUID, on_event: EventCallback) -> Connection:
         return SimulatorConnection(self, store_id, on_event)
@@ -485,6 +494,7 @@ class SimulatorDriver(Driver):
 
     async def close(self) -> None:
         self.sends.close()
+        self.acks.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
