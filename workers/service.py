@@ -23,7 +23,7 @@ from app.config import Settings
 from app.contracts import INBOUND_TASK, MESSAGES_GROUP, messages_stream, worker_lease_key
 from app.kit import metrics
 from app.kit.db import AsyncSessionMaker, transaction
-from app.kit.leases import Leases, fair_share
+from app.kit.leases import Leases, take_fair_share
 from app.kit.loops import every, forever
 from app.kit.streams import StreamConsumer, StreamEntry
 from app.media.storage import create_storage
@@ -149,23 +149,15 @@ class Worker:
     async def review(self) -> None:
         async with transaction(self.sessionmaker) as session:
             store_ids = await WorkerRepository(session).store_ids()
-        share = await fair_share(
-            self.redis,
+        await take_fair_share(
+            self.leases,
             WORKERS_KEY,
-            self.leases.token,
-            wanted=len(store_ids),
-            ttl_seconds=self.leases.ttl_ms / 1000,
+            worker_lease_key,
+            stores=store_ids,
+            owned=self.streams.owned,
+            take=self.streams.own,
+            drop=self._drop,
         )
-        owned = self.streams.owned()
-        for store_id in owned - set(store_ids):  # deleted stores
-            await self._drop(store_id)
-        for store_id in list(owned)[: max(0, len(owned) - share)]:  # a new replica joined: hand some over
-            await self._drop(store_id)
-        for store_id in store_ids:
-            if len(self.streams.owned()) >= share:
-                break
-            if store_id not in self.streams.owned() and await self.leases.acquire(worker_lease_key(store_id)):
-                await self.streams.own(store_id)
 
     async def _drop(self, store_id: uuid.UUID) -> None:
         self.receiver.drop_store(store_id)

@@ -13,6 +13,7 @@ import contextlib
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -231,3 +232,31 @@ async def fair_share(redis: Redis, registry_key: str, member: str, *, wanted: in
     """Heartbeat `member` (see `heartbeat`) and return its share of `wanted` items: ceil(wanted / live)."""
     live = await heartbeat(redis, registry_key, member, ttl_seconds=ttl_seconds)
     return max(1, -(-wanted // live))
+
+
+async def take_fair_share(
+    leases: Leases,
+    registry_key: str,
+    lease_key: Callable[[uuid.UUID], str],
+    *,
+    stores: list[uuid.UUID],
+    owned: Callable[[], set[uuid.UUID]],
+    take: Callable[[uuid.UUID], Awaitable[None]],
+    drop: Callable[[uuid.UUID], Awaitable[None]],
+) -> None:
+    """One review of a leased service's stores (the worker's, the webhook sender's): drop deleted stores, hand
+    some over when a replica joined (more owned than this replica's fair share), then lease free stores up to
+    the share. `drop` must release the store's lease; `take` starts serving a store just leased."""
+    share = await fair_share(
+        leases.redis, registry_key, leases.token, wanted=len(stores), ttl_seconds=leases.ttl_ms / 1000
+    )
+    for store_id in owned() - set(stores):  # deleted stores
+        await drop(store_id)
+    held = list(owned())
+    for store_id in held[: max(0, len(held) - share)]:  # a new replica joined: hand some over
+        await drop(store_id)
+    for store_id in stores:
+        if len(owned()) >= share:
+            break
+        if store_id not in owned() and await leases.acquire(lease_key(store_id)):
+            await take(store_id)

@@ -48,7 +48,7 @@ from app.kit import metrics
 from app.kit.batching import GroupCommit
 from app.kit.db import AsyncSessionMaker, transaction
 from app.kit.lanes import Key, Lanes, Retry, Unprocessable
-from app.kit.leases import Leases, fair_share
+from app.kit.leases import Leases, take_fair_share
 from app.kit.loops import every, forever
 from app.kit.redis import seed_url
 from app.kit.streams import CONSUMER, StreamConsumer, StreamEntry
@@ -178,25 +178,15 @@ class WebhookWorker:
     async def review(self) -> None:
         async with transaction(self.sessionmaker) as session:
             store_ids = await DeliveryWorkRepository(session).store_ids()
-        share = await fair_share(
-            self.redis,
+        await take_fair_share(
+            self.leases,
             LIVE_KEY,
-            self.leases.token,
-            wanted=len(store_ids),
-            ttl_seconds=self.leases.ttl_ms / 1000,
+            webhooks_lease_key,
+            stores=store_ids,
+            owned=self.streams.owned,
+            take=self.streams.own,
+            drop=self._drop,
         )
-        owned = self.streams.owned()
-        for store_id in owned - set(store_ids):
-            await self._drop(store_id)
-        for store_id in list(owned)[: max(0, len(owned) - share)]:
-            await self._drop(store_id)
-        for store_id in store_ids:
-            if len(self.streams.owned()) >= share:
-                break
-            if store_id not in self.streams.owned() and await self.leases.acquire(
-                webhooks_lease_key(store_id)
-            ):
-                await self.streams.own(store_id)
 
     async def _drop(self, store_id: uuid.UUID) -> None:
         self.streams.disown(store_id)
