@@ -8,7 +8,7 @@ import signal
 
 from app.config import Settings, WhatsAppDriver
 from app.contracts import OUTBOX_GROUP, outbox_stream
-from app.kit import metrics
+from app.kit import loops, metrics
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.ops import Readiness, ops_listener
 from app.kit.process import tune_garbage_collector
@@ -71,4 +71,4 @@ async def serve(settings: Settings) -> None:
 def main(settings: Settings) -> None:
     # `kill -USR1 <pid>` prints every thread's stack: the first thing to look at when a manager seems stuck.
     faulthandler.register(signal.SIGUSR1)
-    asyncio.run(serve(settings))
+    loops.run(serve(settings))

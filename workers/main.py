@@ -8,7 +8,7 @@ import signal
 
 from app.config import Settings
 from app.contracts import MESSAGES_GROUP, messages_dlq, messages_stream
-from app.kit import metrics
+from app.kit import loops, metrics
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.ops import Readiness, ops_listener
 from app.kit.process import tune_garbage_collector
@@ -65,4 +65,4 @@ async def serve(settings: Settings) -> None:
 
 def main(settings: Settings) -> None:
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack, for a stuck worker
-    asyncio.run(serve(settings))
+    loops.run(serve(settings))

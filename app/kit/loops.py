@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
+import uvloop
 from structlog.typing import FilteringBoundLogger
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-running service's main coroutine on uvloop, as uvicorn runs the API: its socket I/O and
+    callbacks cost less CPU than asyncio's own loop, and the session manager and worker are round trips all
+    the way down (bench/pipeline.py: p99 at 800 msg/s 0.81-0.92x, in alternating runs on one machine)."""
+    uvloop.run(main)
 
 
 async def every(
