@@ -181,17 +181,34 @@ async def inject(
 
 
 async def inject_steady(
-    redis: Redis, store_ids: list[uuid.UUID], chats: int, per_chat: int, rate: float, *, first_chat: int = 0
+    redis: Redis,
+    store_ids: list[uuid.UUID],
+    chats: int,
+    per_chat: int,
+    rate: float,
+    *,
+    first_chat: int = 0,
+    across_stores: bool = False,
 ) -> dict[tuple[str, str], float]:
     """Customers' messages at a steady `rate`, round after round over every chat (numbered from `first_chat`):
     every 10 ms, the messages due are written in one pipeline (a sender costing a message's worth of CPU each
-    would compete with the system it measures). Returns the wall-clock send time by (store hex, text)."""
-    messages = [
-        (store_id, chat, n)
-        for n in range(per_chat)
-        for store_id in store_ids
-        for chat in range(first_chat, first_chat + chats)
-    ]
+    would compete with the system it measures). A round goes store by store (each store's chats in a burst),
+    or with `across_stores` chat by chat over every store (each store gets rate / stores: what a per-store cap
+    needs to be measured against). Returns the wall-clock send time by (store hex, text)."""
+    if across_stores:
+        messages = [
+            (store_id, chat, n)
+            for n in range(per_chat)
+            for chat in range(first_chat, first_chat + chats)
+            for store_id in store_ids
+        ]
+    else:
+        messages = [
+            (store_id, chat, n)
+            for n in range(per_chat)
+            for store_id in store_ids
+            for chat in range(first_chat, first_chat + chats)
+        ]
     sent_at: dict[tuple[str, str], float] = {}
     started = time.monotonic()
     done = 0
