@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from app.contracts import sessions_lease_key, worker_lease_key
+from app.contracts import SIM_DEVICE_GROUP, sessions_lease_key, sim_inbound_stream, worker_lease_key
 from app.kit.db import AsyncSessionMaker
 from app.models import Message
 from bench.harness import (
@@ -156,13 +156,27 @@ async def test_sigkill_of_a_session_manager_mid_load_loses_no_inbound_and_sends_
         finally:
             load.cancel()
 
+        saved: list[int] = []
+
         async def all_saved() -> bool:
             async with sessionmaker() as session:
                 inbound = await session.scalar(select(func.count()).where(Message.direction == "in"))
+            saved.append(int(inbound or 0))
             return inbound == total
 
         # Every inbound saved, every row final, every stream entry acknowledged: nothing can be sent any more.
-        await wait_for(all_saved, timeout=120, interval=0.5, what="every inbound message saved")
+        try:
+            await wait_for(all_saved, timeout=120, interval=0.5, what="every inbound message saved")
+        except AssertionError:
+            # Seen once in a full CI run, never alone: say how far it got and what the survivor logged.
+            pending = [
+                (await redis.xpending(sim_inbound_stream(s), SIM_DEVICE_GROUP))["pending"] for s in stores
+            ]
+            tail = (tmp_path / "logs" / "sessions-1.log").read_text(errors="replace")[-4000:]
+            raise AssertionError(
+                f"inbound saved {saved[-1]} of {total} (first {saved[0]}); sim entries pending per store "
+                f"{pending}; survivor's log ends:\n{tail}"
+            ) from None
         await wait_for(lambda: settled(redis, sessionmaker, stores), timeout=60, what="nothing left to send")
         outcome = await check(redis, sessionmaker, stores, chats, per_chat)
         async with sessionmaker() as session:
