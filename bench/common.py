@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,3 +58,12 @@ def _admin(server_url: str, *statements: str) -> None:
             await conn.close()
 
     asyncio.run(run())
+
+
+def median_p90(times: list[float]) -> dict[str, float]:
+    """Median and 90th percentile of seconds, in milliseconds: the summary of the interleaved A/B benchmarks."""
+    ordered = sorted(times)
+    return {
+        "median_ms": round(statistics.median(ordered) * 1000, 2),
+        "p90_ms": round(ordered[int(len(ordered) * 0.9)] * 1000, 2),
+    }

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 import uuid
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from app.contracts import outbox_entry, outbox_stream
 from app.kit.db import AsyncSessionMaker, create_engine, create_sessionmaker, single_statement, transaction
 from app.kit.redis import create_redis
 from app.models import Conversation, Direction, Message, MessageStatus, Store, Tenant
-from bench.common import bench_servers
+from bench.common import bench_servers, median_p90
 from sessions.drivers.base import InboundMessage
 from sessions.repository import SessionsRepository
 from workers.handler import InboundHandler, InboundRef
@@ -183,14 +182,6 @@ async def _new_messages(
     ]
 
 
-def _summary(times: list[float]) -> dict[str, float]:
-    ordered = sorted(times)
-    return {
-        "median_ms": round(statistics.median(ordered) * 1000, 2),
-        "p90_ms": round(ordered[int(len(ordered) * 0.9)] * 1000, 2),
-    }
-
-
 async def run(database_url: str, redis_url: str, sizes: list[int], rounds: int) -> dict[str, Any]:
     engine, redis = create_engine(database_url), create_redis(redis_url)
     sessionmaker = create_sessionmaker(engine)
@@ -225,7 +216,7 @@ async def run(database_url: str, redis_url: str, sizes: list[int], rounds: int) 
                 await handlers[label]._handle_runs([[ref] for ref in refs])
                 if round_ >= 3:  # warm-up rounds are not counted
                     times[label].append(time.perf_counter() - began)
-        base, now = _summary(times["baseline"]), _summary(times["now"])
+        base, now = median_p90(times["baseline"]), median_p90(times["now"])
         result[f"chats_{size}"] = {
             "baseline": base,
             "now": now,

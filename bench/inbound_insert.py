@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from sqlalchemy import TextClause, text
 
 from app.kit.db import AsyncSessionMaker, create_engine, create_sessionmaker, single_statement
 from app.models import Store, Tenant
-from bench.common import bench_servers
+from bench.common import bench_servers, median_p90
 from sessions.drivers.base import InboundMessage
 from sessions.repository import SAVE_INBOUND
 
@@ -105,14 +104,6 @@ async def _timed(sessionmaker: AsyncSessionMaker, statement: TextClause, params:
         return time.perf_counter() - began
 
 
-def _summary(times: list[float]) -> dict[str, float]:
-    ordered = sorted(times)
-    return {
-        "median_ms": round(statistics.median(ordered) * 1000, 2),
-        "p90_ms": round(ordered[int(len(ordered) * 0.9)] * 1000, 2),
-    }
-
-
 async def run(database_url: str, batch_size: int, rounds: int, stores: int) -> dict[str, Any]:
     engine = create_engine(database_url)
     sessionmaker = create_sessionmaker(engine)
@@ -152,7 +143,7 @@ async def run(database_url: str, batch_size: int, rounds: int, stores: int) -> d
                 elapsed = await _timed(sessionmaker, statement, _params(make(), alternates=alternates))
                 if round_ >= 3:  # warm-up rounds are not counted
                     times[label].append(elapsed)
-        base, now = _summary(times["baseline"]), _summary(times["now"])
+        base, now = median_p90(times["baseline"]), median_p90(times["now"])
         result[name] = {
             "baseline": base,
             "now": now,

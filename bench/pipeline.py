@@ -181,9 +181,7 @@ async def _steady(
     stages = await _stages(sessionmaker, sent_at, replied_at)
 
     def pct(p: float) -> float:
-        return (
-            round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1) if latencies else -1
-        )
+        return _percentile_ms(latencies, p) if latencies else -1
 
     return {
         "target_rate": round(rate, 1),
@@ -202,14 +200,14 @@ async def _steady(
     }
 
 
+def _percentile_ms(ordered: list[float], p: float) -> float:
+    """The `p` quantile (0..1) of ascending seconds, in milliseconds."""
+    return round(1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
-    values = sorted(values)
-    if not values:
-        return {}
-    return {
-        f"p{p}_ms": round(1000 * values[min(len(values) - 1, int(p / 100 * len(values)))], 1)
-        for p in (50, 99)
-    }
+    ordered = sorted(values)
+    return {f"p{p}_ms": _percentile_ms(ordered, p / 100) for p in (50, 99)} if ordered else {}
 
 
 async def _stages(

@@ -156,11 +156,13 @@ async def _up_to(repository: WorkerRepository, refs: list[InboundRef]) -> dict[u
     """Per conversation, the newest `seq` the entries name. Entries that carry no place are looked up, and
     skipped if already handled (a redelivery of committed effects)."""
     up_to: dict[uuid.UUID, int] = {}
-    unplaced = [uuid.UUID(ref.message_id) for ref in refs if not (ref.conversation_id and ref.seq)]
+    unplaced: list[uuid.UUID] = []
     for ref in refs:
         if ref.conversation_id and ref.seq:
             conversation_id = uuid.UUID(ref.conversation_id)
             up_to[conversation_id] = max(up_to.get(conversation_id, 0), ref.seq)
+        else:
+            unplaced.append(uuid.UUID(ref.message_id))
     if unplaced:
         for target in await repository.inbound(unplaced):
             if target.status != MessageStatus.handled:

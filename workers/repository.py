@@ -91,11 +91,9 @@ WITH replies AS (
         CAST(:reply_to AS uuid[]), CAST(:reply_texts AS text[])
     ) WITH ORDINALITY AS r(id, store_id, conversation_id, reply_to, text, ord)
     ORDER BY r.ord
-    RETURNING 1
 ), handled AS (
     UPDATE messages SET status = 'handled', error = NULL, updated_at = now()
     WHERE id = ANY(CAST(:handled AS uuid[]))
-    RETURNING 1
 ), saved AS (
     UPDATE conversations c
     SET bot_state = CAST(u.state AS jsonb), bot_paused = u.paused, bot_paused_at = u.paused_at,
@@ -105,9 +103,8 @@ WITH replies AS (
         CAST(:paused_at AS timestamptz[])
     ) AS u(id, state, paused, paused_at)
     WHERE c.id = u.id
-    RETURNING 1
 )
-SELECT (SELECT count(*) FROM replies), (SELECT count(*) FROM handled), (SELECT count(*) FROM saved)
+SELECT 1  -- each part above runs once, to completion, whether read or not (PostgreSQL's rule for WITH)
 """)
 
 
