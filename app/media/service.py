@@ -25,10 +25,8 @@ from app.media.limits import MediaType, base_mime, type_for
 from app.media.repository import UploadRepository
 from app.media.schemas import MediaSettings, MediaSettingsUpdate, SendMedia
 from app.media.storage import MediaNotFound, MediaStorage, outbound_key, upload_key
-from app.messages.errors import MessageNotFound
-from app.messages.repository import MessageRepository
+from app.messages.service import message as message_service
 from app.models import Tenant, Upload
-from app.stores.service import store as store_service
 
 # The states of a message's `media.state` (docs/contracts.md).
 PENDING, STORED, FAILED, EXPIRED = "pending", "stored", "failed", "expired"
@@ -193,14 +191,7 @@ class MediaService:
         message_id: str,
         range_header: str | None,
     ) -> MediaStream:
-        store = await store_service.get(session, tenant=tenant, store_id=store_id)
-        try:
-            message_uuid = uuid.UUID(message_id)
-        except ValueError as exc:
-            raise MessageNotFound(message_id) from exc
-        found = await MessageRepository.for_tenant(session, tenant.id).get(store.id, message_uuid)
-        if found is None:
-            raise MessageNotFound(message_id)
+        found = await message_service.find(session, tenant=tenant, store_id=store_id, message_id=message_id)
         media = found[0].media or {}
         state = media.get("state")
         if state == EXPIRED:

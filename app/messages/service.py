@@ -27,7 +27,7 @@ from app.messages.schemas import (
     StatusStep,
     StoreStats,
 )
-from app.models import Tenant
+from app.models import Message, Tenant
 from app.stores.service import store as store_service
 
 ExportFormat = Literal["ndjson", "csv"]
@@ -53,9 +53,10 @@ class MessageService:
         )
         return MessagePage(items=[MessageRead.of(m, jid) for m, jid in page], next_cursor=next_cursor)
 
-    async def get(
+    async def find(
         self, session: AsyncSession, *, tenant: Tenant, store_id: str, message_id: str
-    ) -> MessageDetail:
+    ) -> tuple[Message, str]:
+        """The store's message with its chat, or MessageNotFound (an id that is not a UUID names no message)."""
         store = await store_service.get(session, tenant=tenant, store_id=store_id)
         try:
             message_uuid = uuid.UUID(message_id)
@@ -64,9 +65,15 @@ class MessageService:
         found = await MessageRepository.for_tenant(session, tenant.id).get(store.id, message_uuid)
         if found is None:
             raise MessageNotFound(message_id)
+        return found
+
+    async def get(
+        self, session: AsyncSession, *, tenant: Tenant, store_id: str, message_id: str
+    ) -> MessageDetail:
+        found = await self.find(session, tenant=tenant, store_id=store_id, message_id=message_id)
         steps = [
             StatusStep(status=event.status, at=event.created_at, error=event.error)
-            for event in await events.history(session, message_uuid)
+            for event in await events.history(session, found[0].id)
             if event.status is not None
         ]
         return MessageDetail(**MessageRead.of(*found).model_dump(), status_history=steps)
