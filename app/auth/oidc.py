@@ -11,11 +11,12 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import authlib.deprecate  # noqa: F401  (imported for its side effect: see the warning filter below)
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2 import OAuth2Error
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -24,6 +25,13 @@ from joserfc.jwk import KeySet, OctKey
 from app.auth.errors import OidcFailed, OidcNotConfigured
 from app.auth.tokens import derive_key
 from app.config import Settings
+
+# authlib 1.9 warns at import that its client falls back to httpx (it would take the `httpx2` package): httpx is
+# what we install on purpose, and the notice would be three lines of every start, failed ones included. Its
+# module `authlib.deprecate` puts an "always" filter first when imported (above), so ours goes in front of it.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated", category=DeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 STATE_COOKIE = "mostrador_oidc"
 STATE_TTL_SECONDS = 600

@@ -41,6 +41,8 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
     root.setLevel(level)
     # Python's warnings (a library's deprecation notice) become log lines too, not raw text among the JSON.
     logging.captureWarnings(True)
+    # alembic 1.16+ logs each of its plugins at INFO on every migration run: noise in every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

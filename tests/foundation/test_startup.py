@@ -42,6 +42,10 @@ def _assert_plain_failure(result: subprocess.CompletedProcess[str], *expected: s
     assert "Traceback" not in result.stderr, result.stderr
     for text in expected:
         assert text in result.stderr, result.stderr
+    # What is wrong and what to do, in a line or two: no warning of a library nor anything else around it (the
+    # info lines of what had started before, in order, are not part of the message).
+    message = [line for line in result.stderr.splitlines() if line.strip() and "[info     ]" not in line]
+    assert 1 <= len(message) <= 2, result.stderr
 
 
 def _closed_port() -> int:
