@@ -69,6 +69,7 @@ from sessions.drivers.base import (
 
 log = structlog.get_logger(__name__)
 
+READ_BLOCK_MS = 200
 CONNECTION_TTL_MS = 6000  # the live-connection marker outlives a dead process by at most this long
 CONSUMER = "device"
 INBOUND_BATCH = 500  # inbound entries handed to the manager at once (it commits them together)
@@ -230,6 +231,10 @@ class SimulatorConnection(Connection):
                 await consumer
         for task in list(self._tasks):
             task.cancel()
+        # A read begun before the detach may still bring this queue's entries (delivered to the device, so
+        # pending, and dropped here): it must be over before the next connection, here or in another process,
+        # may start and replay the pending ones, or they would stay pending unseen.
+        await self.driver.settle()
         await self.redis.eval(RELEASE_SCRIPT, 1, sim_connection_key(self.store_id), self.token)
 
     async def logout(self) -> None:
@@ -449,6 +454,8 @@ class SimulatorDriver(Driver):
         self._streams: dict[str, SimulatorConnection] = {}
         self._live: dict[uuid.UUID, SimulatorConnection] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Done once the read in flight has handed out its entries (see `settle`).
+        self._round: asyncio.Future[None] | None = None
         # Sends of every connection reach the "network" in one pipeline per round, as a real client's frames
         # share one socket.
         self.sends: GroupCommit[tuple[str, dict[str, str]], None] = GroupCommit(self._send_batch)
@@ -524,33 +531,52 @@ class SimulatorDriver(Driver):
                 alive[i] = int(ok)
         return alive
 
+    async def settle(self) -> None:
+        """Return once the read in flight, if any, has handed out its entries (bounded: a read stuck on a lost
+        connection must not hold up a close). A queue detached before this call is in no read still to come."""
+        round_ = self._round
+        if round_ is not None and not round_.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(round_), READ_BLOCK_MS / 1000 + 2)
+
     async def _read_forever(self) -> None:
         while True:
             if not self._streams:
                 await asyncio.sleep(0.05)
                 continue
+            self._round = asyncio.get_running_loop().create_future()
             try:
-                batch = await read_group(
-                    self._reader_redis,
-                    SIM_DEVICE_GROUP,
-                    CONSUMER,
-                    dict.fromkeys(self._streams, ">"),
-                    count=500,
-                    block=200,
-                )
-            except ResponseError as exc:  # a stream deleted under us (NOGROUP): recreated on next start
-                log.warning("sim read failed", error=str(exc))
-                await asyncio.sleep(0.2)
-                continue
-            except Exception:
-                log.warning("sim read failed; retrying", exc_info=True)
-                await asyncio.sleep(0.5)
-                continue
-            for stream, entries in batch:
-                conn = self._streams.get(stream)
-                for entry_id, fields in entries:
-                    if conn is not None:
-                        conn.deliver(stream, entry_id, fields)
+                delay = await self._read_round()
+            finally:
+                self._round.set_result(None)
+            if delay:
+                await asyncio.sleep(delay)
+
+    async def _read_round(self) -> float:
+        """One blocking read of every attached queue, its entries handed to their connections (those of a queue
+        detached meanwhile stay pending, for its next connection to replay). Returns how long to wait after a
+        failure."""
+        try:
+            batch = await read_group(
+                self._reader_redis,
+                SIM_DEVICE_GROUP,
+                CONSUMER,
+                dict.fromkeys(self._streams, ">"),
+                count=500,
+                block=READ_BLOCK_MS,
+            )
+        except ResponseError as exc:  # a stream deleted under us (NOGROUP): recreated on next start
+            log.warning("sim read failed", error=str(exc))
+            return 0.2
+        except Exception:
+            log.warning("sim read failed; retrying", exc_info=True)
+            return 0.5
+        for stream, entries in batch:
+            conn = self._streams.get(stream)
+            for entry_id, fields in entries:
+                if conn is not None:
+                    conn.deliver(stream, entry_id, fields)
+        return 0.0
 
     async def _refresh_forever(self) -> None:
         """Keep every live connection's marker alive; a connection that lost its marker is replaced."""
