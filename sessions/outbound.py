@@ -104,6 +104,11 @@ class Outbox:
         self.streams.disown(store_id)
         self.lanes.drop_store(store_id)
 
+    async def settle(self) -> None:
+        """Return once no read of ours begun before now is in flight: call it between `disown` and the release
+        of the store's lease (app/kit/streams.py, `settle`)."""
+        await self.streams.settle()
+
     async def close(self) -> None:
         self._claims.close()
         self._finishes.close()
@@ -121,6 +126,7 @@ class Outbox:
         late = await self.lanes.drain_stores(stores, timeout)
         if late:
             log.warning("sends still in flight after the drain; cut short", count=late)
+        await self.streams.settle()
 
     async def run(self) -> None:
         trim = asyncio.create_task(every(self.trim, TRIM_SECONDS, log))

@@ -5,7 +5,8 @@ finds what the previous owner left unacknowledged as its own pending entries (do
 - `own` creates the stream's consumer group (`XGROUP CREATE ... MKSTREAM`; the owner, not the API, knows
   groups exist), then the stream's pending entries are replayed page by page (`0`, then after the last id
   read) until none is left; only then does the stream join the one blocking `>` read of every owned stream;
-- entries of a stream disowned while a read was in flight are discarded: they stay pending for the next owner;
+- entries of a stream disowned while a read was in flight are discarded: they stay pending for the next owner,
+  who must replay only after that read is over (`settle`, before the lease is released);
 - a NOGROUP reply (Redis lost its data, or the stream was deleted) recreates the groups; other error replies
   and lost connections are waited out, so reading outlives any Redis outage;
 - acknowledgements are group-committed: the acks asked for during one round trip share the next pipeline.
@@ -87,6 +88,8 @@ class StreamConsumer:
         # Cluster only: the blocking read in flight per slot group, keyed by its streams, with its snapshot.
         self._inflight: dict[frozenset[str], tuple[asyncio.Task[_Reply], dict[str, _Ownership]]] = {}
         self._acks: GroupCommit[StreamEntry, None] = GroupCommit(self._send_acks)
+        # Single Redis: done once the blocking `>` read in flight (if any) has returned (see `settle`).
+        self._round: asyncio.Future[None] | None = None
 
     # --- ownership -----------------------------------------------------------------------------------------
     async def own(self, store_id: uuid.UUID) -> None:
@@ -103,6 +106,17 @@ class StreamConsumer:
         stream = self.stream_of(store_id)
         self._streams.pop(stream, None)
         self._replay.pop(stream, None)
+
+    async def settle(self) -> None:
+        """Return once no `>` read begun before now is in flight (bounded by one blocking read). Called between
+        `disown` and the release of the store's lease: such a read still names the stream, and an entry Redis
+        gives it after the next owner (another process) replayed the pending ones would stay pending, unseen,
+        until the store changes hands again, holding back the stream's trim."""
+        reads: list[asyncio.Future[Any]] = [task for task, _ in self._inflight.values()]
+        if self._round is not None and not self._round.done():
+            reads.append(self._round)
+        if reads:
+            await asyncio.wait(reads, timeout=self.block_ms / 1000 + 2)
 
     def owned(self) -> set[uuid.UUID]:
         return {ownership.store_id for ownership in self._streams.values()}
@@ -164,7 +178,11 @@ class StreamConsumer:
         if self._replay:
             return await self._replay_page()
         owned = dict(self._streams)
-        reply = await self._xreadgroup(dict.fromkeys(owned, NEW), count=self.count, block=self.block_ms)
+        self._round = asyncio.get_running_loop().create_future()
+        try:
+            reply = await self._xreadgroup(dict.fromkeys(owned, NEW), count=self.count, block=self.block_ms)
+        finally:
+            self._round.set_result(None)
         entries = self._entries(reply, owned)
         if reply and len(entries) < self.count:
             # A partial batch under a steady trickle: wait a moment, so that the next read (and each flush

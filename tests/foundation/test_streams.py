@@ -198,3 +198,36 @@ async def _owned_again_mid_read(
         await add(redis, store_id, 1, "y")
         await reader.wait_count(2)
         assert reader.values() == ["x0", "y0"]
+
+
+async def test_a_store_handed_over_mid_read_loses_nothing_to_the_old_owners_read(
+    redis: Redis, redis_url: str
+) -> None:
+    """Two processes: the old owner disowns the store while its blocking read names the stream, and settles
+    before it releases the lease; then the new owner replays and waits on its own read. An entry added then
+    must reach the new owner: were the old read still blocked, Redis would give it the entry (the group's first
+    blocked reader), which it discards: pending and unseen until the store changes hands again."""
+    store_id = uuid.uuid4()
+    async with (
+        named_client(redis_url) as (old_redis, old_name),
+        named_client(redis_url) as (new_redis, new_name),
+    ):
+        old = StreamConsumer(old_redis, GROUP, stream_of, block_ms=2000)
+        await old.own(store_id)
+        async with reading(old):
+            await wait_for(lambda: blocked(redis, old_name), what="the old owner's blocking read")
+            old.disown(store_id)
+            await old.settle()
+            assert not await blocked(redis, old_name)
+            new = StreamConsumer(new_redis, GROUP, stream_of, block_ms=2000)
+            await new.own(store_id)  # the lease changed hands
+            async with reading(new) as new_reader:
+                await wait_for(lambda: blocked(redis, new_name), what="the new owner's blocking read")
+                await add(redis, store_id, 1, "m")
+                assert await new_reader.wait_count(1) == ["m0"]
+
+
+async def blocked(redis: Redis, name: str) -> bool:
+    """Whether the named client is blocked in a command now (CLIENT LIST's `cmd` is the last one run)."""
+    clients: Any = await redis.client_list()
+    return any(client.get("name") == name and "b" in client.get("flags", "") for client in clients)
