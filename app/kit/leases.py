@@ -98,6 +98,12 @@ class Leases:
         lost, late = [], []
         self.retaken = []
         for key, outcome in zip(keys, held, strict=True):
+            if key not in self._confirmed:
+                # Released while the renewal was on its way (a store handed over): the script may have renewed
+                # the key, or taken it again after the release's DEL, for a store nobody here serves any more.
+                if outcome:
+                    late.append(key)
+                continue
             if outcome is None:
                 continue  # its cluster node did not answer: the lease stands as last confirmed
             if outcome == 2:

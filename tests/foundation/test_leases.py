@@ -52,6 +52,27 @@ async def test_a_vanished_key_is_not_taken_again_after_our_lease_ran_out(redis: 
     assert ours.held() == []
 
 
+async def test_a_key_released_while_its_renewal_is_on_its_way_is_not_taken_again(redis: Redis) -> None:
+    """A store handed over (its lease released) while a renewal that still names its key is on its way to
+    Redis: the renewal finds the key gone and, as for a Redis that lost its data, would take it again, for a
+    store nobody here serves. The store then stayed unserved (the SIGKILL reliability test lost a whole store's
+    messages this way, under CPU load): the renewal must leave a released key released."""
+    ours = Leases(redis, ttl_seconds=5)
+    assert await ours.acquire(KEY)
+    original = ours._renew_script
+
+    async def renew_after_a_release(keys: list[str], running: list[str]) -> tuple[list[int | None], None]:
+        await ours.release(KEY)  # the hand-over runs while the renewal's script is still to be sent
+        held, error = await original(keys, running)
+        assert held == [2] and error is None  # the script did take the missing key again
+        return held, None
+
+    ours._renew_script = renew_after_a_release  # type: ignore[method-assign]
+    assert await ours.renew() == []
+    assert ours.held() == [] and ours.retaken == []
+    assert await redis.get(KEY) is None
+
+
 async def test_renewal_retries_soon_while_redis_is_unreachable() -> None:
     dead = create_redis(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     leases = Leases(dead, ttl_seconds=8)
