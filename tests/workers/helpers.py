@@ -7,12 +7,17 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy import func, select
 
 from app.config import Settings
 from app.contracts import sim_inbound_stream, sim_outbound_stream
 from app.kit.db import AsyncSessionMaker
+from app.models import Message
+from bench.harness import Outcome, as_dict, check
+from sessions.outbound import INTERRUPTED
 from workers.handler import InboundHandler
 from workers.service import Worker
 
@@ -54,3 +59,23 @@ async def running_worker(
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
+
+
+async def check_after_interruptions(
+    redis: Redis, sessionmaker: AsyncSessionMaker, stores: list[uuid.UUID], chats: int, per_chat: int
+) -> tuple[Outcome, int, dict[str, Any]]:
+    """The harness's check after a crash or an outage: nothing duplicated, reordered or left unhandled. Returns
+    the outcome, how many replies were interrupted mid-send (marked failed, never sent again: they may have
+    reached the customer) and a report of both, for the caller's own assertions on what may be missing."""
+    outcome = await check(redis, sessionmaker, stores, chats, per_chat)
+    async with sessionmaker() as session:
+        interrupted = int(
+            await session.scalar(
+                select(func.count()).where(Message.direction == "out", Message.error == INTERRUPTED)
+            )
+            or 0
+        )
+    report = {**as_dict(outcome), "interrupted": interrupted}
+    assert outcome.duplicates == 0 and outcome.order_violations == 0, report
+    assert outcome.replies_per_inbound_over_one == 0 and outcome.inbound_not_handled == 0, report
+    return outcome, interrupted, report

@@ -36,17 +36,15 @@ from app.kit.streams import StreamConsumer
 from app.models import Message
 from bench.harness import (
     Processes,
-    as_dict,
-    check,
     create_stores,
     inject_steady,
     settled,
     wait_connected,
     wait_replies,
 )
-from sessions.outbound import INTERRUPTED
 from tests.redis_cluster import LocalCluster, redis_server_binary
 from tests.sessions.helpers import wait_for
+from tests.workers.helpers import check_after_interruptions
 
 pytestmark = [
     pytest.mark.slow,
@@ -202,14 +200,9 @@ async def test_pipeline_on_cluster(
         await wait_for(
             lambda: settled(cluster_redis, sessionmaker, stores), timeout=180, what="nothing to send"
         )
-        outcome = await check(redis, sessionmaker, stores, CHATS, PER_CHAT)
-        async with sessionmaker() as session:
-            interrupted = await session.scalar(
-                select(func.count()).where(Message.direction == "out", Message.error == INTERRUPTED)
-            )
-        report = {**as_dict(outcome), "interrupted": interrupted}
-        assert outcome.duplicates == 0 and outcome.order_violations == 0, report
-        assert outcome.replies_per_inbound_over_one == 0 and outcome.inbound_not_handled == 0, report
+        outcome, interrupted, report = await check_after_interruptions(
+            redis, sessionmaker, stores, CHATS, PER_CHAT
+        )
         if restart_master:
             # An outage that outlasts the leases (4 s; a loaded machine restarts the master slowly) drops the
             # stores: a send cut short between its claim and its outcome is marked failed, never sent again (it

@@ -29,8 +29,8 @@ from bench.harness import (
     wait_connected,
     wait_replies,
 )
-from sessions.outbound import INTERRUPTED
 from tests.sessions.helpers import wait_for
+from tests.workers.helpers import check_after_interruptions
 
 pytestmark = pytest.mark.slow
 
@@ -178,14 +178,9 @@ async def test_sigkill_of_a_session_manager_mid_load_loses_no_inbound_and_sends_
                 f"{pending}; survivor's log ends:\n{tail}"
             ) from None
         await wait_for(lambda: settled(redis, sessionmaker, stores), timeout=60, what="nothing left to send")
-        outcome = await check(redis, sessionmaker, stores, chats, per_chat)
-        async with sessionmaker() as session:
-            interrupted = await session.scalar(
-                select(func.count()).where(Message.direction == "out", Message.error == INTERRUPTED)
-            )
-        report = {**as_dict(outcome), "interrupted": interrupted}
-        assert outcome.duplicates == 0 and outcome.order_violations == 0, report
-        assert outcome.replies_per_inbound_over_one == 0 and outcome.inbound_not_handled == 0, report
+        outcome, interrupted, report = await check_after_interruptions(
+            redis, sessionmaker, stores, chats, per_chat
+        )
         # Every inbound message got its reply row; the only replies not sent are the interrupted ones.
         assert outcome.replies_not_sent == interrupted and outcome.missing <= interrupted, report
     finally:
