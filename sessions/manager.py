@@ -374,7 +374,9 @@ class SessionManager:
             await session.stop()
         self.outbox.disown(store_id)
         try:
-            await self.outbox.settle()  # no read of ours names the outbox once the next owner replays it
+            await self.outbox.settle(
+                store_id
+            )  # no read of ours names the outbox once the next owner replays it
             await self.leases.release(sessions_lease_key(store_id))
         except Exception:
             # Forgotten here already; the key expires after one ttl, which only delays the next owner. Raising

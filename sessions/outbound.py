@@ -104,10 +104,10 @@ class Outbox:
         self.streams.disown(store_id)
         self.lanes.drop_store(store_id)
 
-    async def settle(self) -> None:
-        """Return once no read of ours begun before now is in flight: call it between `disown` and the release
-        of the store's lease (app/kit/streams.py, `settle`)."""
-        await self.streams.settle()
+    async def settle(self, store_id: uuid.UUID) -> None:
+        """Return once no read of ours names the store's outbox: call it between `disown` and the release of
+        the store's lease (app/kit/streams.py, `settle`)."""
+        await self.streams.settle(store_id)
 
     async def close(self) -> None:
         self._claims.close()
@@ -126,7 +126,7 @@ class Outbox:
         late = await self.lanes.drain_stores(stores, timeout)
         if late:
             log.warning("sends still in flight after the drain; cut short", count=late)
-        await self.streams.settle()
+        await asyncio.gather(*(self.streams.settle(store_id) for store_id in stores))
 
     async def run(self) -> None:
         trim = asyncio.create_task(every(self.trim, TRIM_SECONDS, log))

@@ -161,7 +161,7 @@ class Worker:
 
     async def _drop(self, store_id: uuid.UUID) -> None:
         self.receiver.drop_store(store_id)
-        await self.streams.settle()  # no read of ours names the stream once the next owner replays it
+        await self.streams.settle(store_id)  # no read of ours names the stream once the next owner replays it
         await self.leases.release(worker_lease_key(store_id))
 
     async def _renew(self) -> None:

@@ -10,7 +10,8 @@ of several slots: the streams' XREADGROUP, the lease scripts, MULTI) ask `is_clu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
@@ -139,3 +140,31 @@ async def read_group(
         (stream, [(entry_id, fields) for entry_id, fields in entries if fields is not None])
         for stream, entries in (reply or [])
     ]
+
+
+class ReadInFlight:
+    """The blocking XREADGROUP a process has in flight, and the streams it names. A process that stops reading a
+    stream (`disown`, a closed connection) calls `settle` before another process may take the stream over: Redis
+    gives a new entry to the group's first blocked reader, so a read still naming the stream would take (and
+    drop, pending) an entry the next reader, already past its replay of the pending ones, would never see."""
+
+    def __init__(self) -> None:
+        self._streams: frozenset[str] = frozenset()
+        self._done: asyncio.Future[None] | None = None
+
+    @contextlib.contextmanager
+    def reading(self, streams: Iterable[str]) -> Iterator[None]:
+        """Around one blocking read of `streams` (and the handing out of its entries)."""
+        done = asyncio.get_running_loop().create_future()
+        self._done, self._streams = done, frozenset(streams)
+        try:
+            yield
+        finally:
+            done.set_result(None)
+
+    async def settle(self, streams: Iterable[str], timeout: float) -> None:
+        """Return once the read in flight, if it names any of `streams`, has returned (bounded: a read stuck on
+        a lost connection must not hold up a hand-over)."""
+        done = self._done
+        if done is not None and not done.done() and not self._streams.isdisjoint(streams):
+            await asyncio.wait([done], timeout=timeout)

@@ -33,7 +33,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.kit.batching import GroupCommit
-from app.kit.redis import READ_LINGER, group_by_slot, is_cluster
+from app.kit.redis import READ_LINGER, ReadInFlight, group_by_slot, is_cluster
 
 log = structlog.get_logger(__name__)
 
@@ -88,8 +88,8 @@ class StreamConsumer:
         # Cluster only: the blocking read in flight per slot group, keyed by its streams, with its snapshot.
         self._inflight: dict[frozenset[str], tuple[asyncio.Task[_Reply], dict[str, _Ownership]]] = {}
         self._acks: GroupCommit[StreamEntry, None] = GroupCommit(self._send_acks)
-        # Single Redis: done once the blocking `>` read in flight (if any) has returned (see `settle`).
-        self._round: asyncio.Future[None] | None = None
+        # Single Redis: the blocking `>` read in flight (see `settle`).
+        self._reading = ReadInFlight()
 
     # --- ownership -----------------------------------------------------------------------------------------
     async def own(self, store_id: uuid.UUID) -> None:
@@ -107,16 +107,16 @@ class StreamConsumer:
         self._streams.pop(stream, None)
         self._replay.pop(stream, None)
 
-    async def settle(self) -> None:
-        """Return once no `>` read begun before now is in flight (bounded by one blocking read). Called between
-        `disown` and the release of the store's lease: such a read still names the stream, and an entry Redis
-        gives it after the next owner (another process) replayed the pending ones would stay pending, unseen,
-        until the store changes hands again, holding back the stream's trim."""
-        reads: list[asyncio.Future[Any]] = [task for task, _ in self._inflight.values()]
-        if self._round is not None and not self._round.done():
-            reads.append(self._round)
+    async def settle(self, store_id: uuid.UUID) -> None:
+        """Return once no `>` read in flight names the store's stream (bounded by one blocking read). Called
+        between `disown` and the release of the store's lease: an entry Redis gave such a read after the next
+        owner (another process) replayed the pending ones would stay pending, unseen, until the store changes
+        hands again, holding back the stream's trim (app/kit/redis.py, `ReadInFlight`)."""
+        stream, timeout = self.stream_of(store_id), self.block_ms / 1000 + 2
+        reads = [task for names, (task, _) in self._inflight.items() if stream in names]
         if reads:
-            await asyncio.wait(reads, timeout=self.block_ms / 1000 + 2)
+            await asyncio.wait(reads, timeout=timeout)
+        await self._reading.settle([stream], timeout)
 
     def owned(self) -> set[uuid.UUID]:
         return {ownership.store_id for ownership in self._streams.values()}
@@ -178,11 +178,8 @@ class StreamConsumer:
         if self._replay:
             return await self._replay_page()
         owned = dict(self._streams)
-        self._round = asyncio.get_running_loop().create_future()
-        try:
+        with self._reading.reading(owned):
             reply = await self._xreadgroup(dict.fromkeys(owned, NEW), count=self.count, block=self.block_ms)
-        finally:
-            self._round.set_result(None)
         entries = self._entries(reply, owned)
         if reply and len(entries) < self.count:
             # A partial batch under a steady trickle: wait a moment, so that the next read (and each flush

@@ -47,7 +47,7 @@ from app.contracts import (
     sim_pairing_key,
 )
 from app.kit.batching import GroupCommit
-from app.kit.redis import create_redis, group_by_slot, read_group
+from app.kit.redis import ReadInFlight, create_redis, group_by_slot, read_group
 from sessions.drivers.base import (
     Connected,
     Connection,
@@ -234,7 +234,7 @@ class SimulatorConnection(Connection):
         # A read begun before the detach may still bring this queue's entries (delivered to the device, so
         # pending, and dropped here): it must be over before the next connection, here or in another process,
         # may start and replay the pending ones, or they would stay pending unseen.
-        await self.driver.settle()
+        await self.driver.settle([sim_control_stream(self.store_id), sim_inbound_stream(self.store_id)])
         await self.redis.eval(RELEASE_SCRIPT, 1, sim_connection_key(self.store_id), self.token)
 
     async def logout(self) -> None:
@@ -454,8 +454,7 @@ class SimulatorDriver(Driver):
         self._streams: dict[str, SimulatorConnection] = {}
         self._live: dict[uuid.UUID, SimulatorConnection] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        # Done once the read in flight has handed out its entries (see `settle`).
-        self._round: asyncio.Future[None] | None = None
+        self._reading = ReadInFlight()  # the blocking read in flight (see `settle`)
         # Sends of every connection reach the "network" in one pipeline per round, as a real client's frames
         # share one socket.
         self.sends: GroupCommit[tuple[str, dict[str, str]], None] = GroupCommit(self._send_batch)
@@ -531,24 +530,17 @@ class SimulatorDriver(Driver):
                 alive[i] = int(ok)
         return alive
 
-    async def settle(self) -> None:
-        """Return once the read in flight, if any, has handed out its entries (bounded: a read stuck on a lost
-        connection must not hold up a close). A queue detached before this call is in no read still to come."""
-        round_ = self._round
-        if round_ is not None and not round_.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(round_), READ_BLOCK_MS / 1000 + 2)
+    async def settle(self, streams: list[str]) -> None:
+        """Return once no read in flight names these (detached) queues: none is in a read still to come."""
+        await self._reading.settle(streams, READ_BLOCK_MS / 1000 + 2)
 
     async def _read_forever(self) -> None:
         while True:
             if not self._streams:
                 await asyncio.sleep(0.05)
                 continue
-            self._round = asyncio.get_running_loop().create_future()
-            try:
+            with self._reading.reading(self._streams):
                 delay = await self._read_round()
-            finally:
-                self._round.set_result(None)
             if delay:
                 await asyncio.sleep(delay)
 

@@ -217,7 +217,7 @@ async def test_a_store_handed_over_mid_read_loses_nothing_to_the_old_owners_read
         async with reading(old):
             await wait_for(lambda: blocked(redis, old_name), what="the old owner's blocking read")
             old.disown(store_id)
-            await old.settle()
+            await old.settle(store_id)
             assert not await blocked(redis, old_name)
             new = StreamConsumer(new_redis, GROUP, stream_of, block_ms=2000)
             await new.own(store_id)  # the lease changed hands

@@ -191,7 +191,7 @@ class WebhookWorker:
     async def _drop(self, store_id: uuid.UUID) -> None:
         self.streams.disown(store_id)
         self.lanes.drop_store(store_id)
-        await self.streams.settle()  # no read of ours names the stream once the next owner replays it
+        await self.streams.settle(store_id)  # no read of ours names the stream once the next owner replays it
         await self.leases.release(webhooks_lease_key(store_id))
 
     async def _renew(self) -> None:
