@@ -195,20 +195,12 @@ async def inject_steady(
     would compete with the system it measures). A round goes store by store (each store's chats in a burst),
     or with `across_stores` chat by chat over every store (each store gets rate / stores: what a per-store cap
     needs to be measured against). Returns the wall-clock send time by (store hex, text)."""
+    chat_numbers = range(first_chat, first_chat + chats)
     if across_stores:
-        messages = [
-            (store_id, chat, n)
-            for n in range(per_chat)
-            for chat in range(first_chat, first_chat + chats)
-            for store_id in store_ids
-        ]
+        one_round = [(store_id, chat) for chat in chat_numbers for store_id in store_ids]
     else:
-        messages = [
-            (store_id, chat, n)
-            for n in range(per_chat)
-            for store_id in store_ids
-            for chat in range(first_chat, first_chat + chats)
-        ]
+        one_round = [(store_id, chat) for store_id in store_ids for chat in chat_numbers]
+    messages = [(store_id, chat, n) for n in range(per_chat) for store_id, chat in one_round]
     sent_at: dict[tuple[str, str], float] = {}
     started = time.monotonic()
     done = 0
